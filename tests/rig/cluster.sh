@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The simulated cluster: etcd, kube-apiserver, kube-controller-manager and kube-scheduler built
+# from source (build.sh), and kwok nodes that look like an RKE2 cluster. Pods are scheduled and
+# marked Ready by kwok stages; no container ever runs.
+#   cluster.sh up       start (builds what is missing), wait for the API, print the kubeconfig path
+#   cluster.sh status   exit 0 and print the kubeconfig path when the API answers
+#   cluster.sh down     stop and leave no process behind
+#   cluster.sh kubectl  run the rig's kubectl against the cluster
+. "$(dirname "$0")/lib.sh"
+
+NAME="${CTI_RIG_CLUSTER:-cti-misp}"
+KUBECONFIG_PATH="$RIG_STATE/kubeconfig"
+export KWOK_WORKDIR="$RIG_STATE/kwok"
+KWOKCTL="$RIG_BIN/kwokctl-$KWOK_VERSION"
+KUBECTL="$RIG_BIN/kubectl-$K8S_VERSION"
+STAGES="$(go env GOMODCACHE 2>/dev/null || echo "$HOME/go/pkg/mod")/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+
+k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+api_ready() {
+  [[ -s "$KUBECONFIG_PATH" ]] && k get --raw /readyz >/dev/null 2>&1
+}
+
+write_config() {
+  local cfg="$RIG_STATE/kwok.yaml" f
+  {
+    cat <<'YAML'
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  # Every component listens on loopback only.
+  bindAddress: 127.0.0.1
+YAML
+    # kwok v0.8.0 has no built-in stages: the fast set from its own module.
+    for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+             pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+      [[ -f "$STAGES/$f" ]] || die "kwok stage $f missing under $STAGES (run tests/rig/build.sh)"
+      printf -- '---\n'; cat "$STAGES/$f"
+    done
+  } > "$cfg"
+  echo "$cfg"
+}
+
+# Nodes named and labelled like RKE2's: three servers (control-plane, etcd, master) and three
+# agents, spread over three zones, node IP 127.0.0.1.
+node_manifest() {
+  local name="$1" role="$2" zone="$3"
+  cat <<YAML
+apiVersion: v1
+kind: Node
+metadata:
+  name: $name
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+    rke2.io/hostname: $name
+    rke2.io/internal-ip: 127.0.0.1
+    rke2.io/node-args: '["$role"]'
+  labels:
+    beta.kubernetes.io/arch: amd64
+    beta.kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    kubernetes.io/os: linux
+    kubernetes.io/hostname: $name
+    node.kubernetes.io/instance-type: rke2
+    topology.kubernetes.io/zone: $zone
+    type: kwok
+YAML
+  if [[ $role == server ]]; then
+    cat <<'YAML'
+    node-role.kubernetes.io/control-plane: "true"
+    node-role.kubernetes.io/etcd: "true"
+    node-role.kubernetes.io/master: "true"
+YAML
+  fi
+  cat <<'YAML'
+status:
+  addresses:
+    - address: 127.0.0.1
+      type: InternalIP
+  nodeInfo:
+    kubeletVersion: RIG_KUBELET_VERSION
+    operatingSystem: linux
+    architecture: amd64
+YAML
+}
+
+create_nodes() {
+  local i zones=(zone-a zone-b zone-c)
+  for i in 1 2 3; do
+    node_manifest "rke2-server-$i" server "${zones[i-1]}"; echo ---
+    node_manifest "rke2-agent-$i" agent "${zones[i-1]}"; echo ---
+  done | sed "s/RIG_KUBELET_VERSION/${K8S_VERSION}+rke2r1/" | k apply -f - >/dev/null
+  k wait --for=condition=Ready node --all --timeout=120s >/dev/null
+}
+
+install_crds() {
+  local crds=("$RIG_DIR"/crds/*.yaml)
+  [[ -e "${crds[0]}" ]] || return 0
+  k apply --server-side -f "$RIG_DIR/crds/" >/dev/null
+  k wait --for=condition=Established crd --all --timeout=60s >/dev/null
+}
+
+up() {
+  if api_ready; then
+    install_crds
+    echo "$KUBECONFIG_PATH"; return
+  fi
+  bash "$RIG_DIR/build.sh" >&2
+  # A previous run that died leaves its cluster directory behind.
+  "$KWOKCTL" delete cluster --name "$NAME" --kubeconfig "$KUBECONFIG_PATH" >/dev/null 2>&1 || true
+  log "starting cluster $NAME (Kubernetes $K8S_VERSION, kwok $KWOK_VERSION)"
+  "$KWOKCTL" create cluster --name "$NAME" --runtime binary \
+    --kubeconfig "$KUBECONFIG_PATH" \
+    --config "$(write_config)" \
+    --etcd-binary "$RIG_BIN/etcd-$ETCD_VERSION" \
+    --kube-apiserver-binary "$RIG_BIN/kube-apiserver-$K8S_VERSION" \
+    --kube-controller-manager-binary "$RIG_BIN/kube-controller-manager-$K8S_VERSION" \
+    --kube-scheduler-binary "$RIG_BIN/kube-scheduler-$K8S_VERSION" \
+    --kwok-controller-binary "$RIG_BIN/kwok-$KWOK_VERSION" \
+    --extra-args kwok-controller=node-ip=127.0.0.1 \
+    --wait 3m >&2
+  chmod 0600 "$KUBECONFIG_PATH"
+  local i
+  for i in $(seq 1 60); do api_ready && break; sleep 1; done
+  api_ready || die "kube-apiserver did not become ready; logs in $KWOK_WORKDIR/clusters/$NAME/logs"
+  log "creating RKE2-like kwok nodes"
+  create_nodes
+  log "installing stand-in CRDs"
+  install_crds
+  log "cluster ready"
+  echo "$KUBECONFIG_PATH"
+}
+
+down() {
+  "$KWOKCTL" delete cluster --name "$NAME" --kubeconfig "$KUBECONFIG_PATH" >&2 || true
+  # kwokctl stops what it started; make sure nothing of ours survives a half-started cluster.
+  pkill -f -- "$KWOK_WORKDIR/clusters/$NAME" 2>/dev/null || true
+  rm -f "$KUBECONFIG_PATH"
+  log "cluster $NAME stopped"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) api_ready && echo "$KUBECONFIG_PATH" || { log "cluster $NAME is down"; exit 1; } ;;
+  kubectl) shift; k "$@" ;;
+  *) die "usage: $0 up|down|status|kubectl ARGS" ;;
+esac
