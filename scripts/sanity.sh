@@ -42,6 +42,8 @@ mkdir -p "$dest"
 # Tracked and untracked-but-not-ignored files, as git sees the checkout.
 (cd "$REPO" && git ls-files -z --cached --others --exclude-standard) |
   (cd "$REPO" && rsync -a --from0 --files-from=- ./ "$dest/")
+# Dependencies whose doc fragments and module_utils the plugins use (validate-modules, import).
+cp -a "$REPO/.venv/lib/python3.11/site-packages/ansible_collections/kubernetes" "$layout/ansible_collections/"
 cd "$dest"
 git init -q && git add -A >/dev/null
 ansible-test sanity --venv --python 3.11 --requirements --color no "$@"

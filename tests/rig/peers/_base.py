@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.rig import RIG_CACHE
@@ -47,6 +49,22 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
     raise PeerError(f"port {port} did not open within {timeout}s")
 
 
+def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> bytes:
+    """Poll a loopback ``url`` until it answers 200; returns the body."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise PeerError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - the callers' loopback URLs
+                return resp.read()
+        except OSError as exc:  # refused, reset, or an HTTP error status while the server starts
+            last = str(exc)
+        time.sleep(0.5)
+    raise PeerError(f"{url} did not answer 200 within {timeout}s (last: {last})")
+
+
 class Peer:
     """A real server process started in its own session, with a state directory.
 
@@ -61,6 +79,8 @@ class Peer:
     def __init__(self, state_dir: str | os.PathLike | None = None) -> None:
         self.state_dir = Path(state_dir or RIG_CACHE / "state" / self.name)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        # Its configuration, logs and env.json hold the generated credentials.
+        self.state_dir.chmod(0o700)
         self.port = free_port()
         self.env: dict[str, str | int] = {}
         self.proc: subprocess.Popen | None = None
@@ -108,6 +128,8 @@ class Peer:
 
     def stop(self) -> None:
         stop_pidfile(self.state_dir / "pid")
+        # `env` must not hand out the address and credentials of a server that is gone.
+        (self.state_dir / "env.json").unlink(missing_ok=True)
         self.proc = None
 
     def __enter__(self) -> dict:
@@ -129,6 +151,10 @@ def stop_pidfile(pidfile: Path, grace: float = 15.0) -> None:
             break
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
+            # The leader, when it is this process's child, stays a zombie (and so keeps its group
+            # alive to killpg) until it is reaped.
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
             try:
                 os.killpg(pid, 0)
             except ProcessLookupError:

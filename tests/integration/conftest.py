@@ -1,0 +1,212 @@
+"""Fixtures of the integration tests: real peers, the simulated cluster, and ansible-playbook.
+
+Each peer fixture is session-scoped: it starts the real server once (Keycloak takes minutes on a
+busy machine), yields its env dict (address and generated credentials, see tests/rig/peers/) and
+stops it at the end of the session, checking that nothing of it is left running. A peer that
+cannot start fails the tests that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from tests.rig.peers._base import REPO, VENV_BIN, Peer, PeerError
+from tests.rig.peers.keycloak import Keycloak
+from tests.rig.peers.mariadb import MariaDB
+from tests.rig.peers.openbao import OpenBao
+from tests.rig.peers.redis import Redis
+
+CLUSTER_SH = REPO / "tests" / "rig" / "cluster.sh"
+# A PLAY RECAP line: "localhost   : ok=2    changed=1    unreachable=0    failed=0 ...".
+_RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$", re.MULTILINE)
+RECAP_KEYS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
+
+
+# --- ansible-playbook ---------------------------------------------------------------------------
+
+
+class PlaybookResult(NamedTuple):
+    """What one ansible-playbook run gave; unpacks as ``rc, stdout, stderr, recap``."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    # The PLAY RECAP summed over all hosts: every key of RECAP_KEYS, 0 when absent.
+    recap: dict[str, int]
+
+    @property
+    def changed(self) -> int:
+        return self.recap["changed"]
+
+    @property
+    def failed(self) -> int:
+        return self.recap["failed"]
+
+
+def parse_recap(stdout: str) -> dict[str, int]:
+    totals = dict.fromkeys(RECAP_KEYS, 0)
+    _, _, recap = stdout.rpartition("PLAY RECAP")
+    for match in _RECAP_LINE.finditer(recap):
+        for pair in match["counts"].split():
+            key, value = pair.split("=")
+            totals[key] = totals.get(key, 0) + int(value)
+    return totals
+
+
+def ansible_playbook(
+    playbook_path: str | os.PathLike,
+    extravars: dict,
+    check: bool = False,
+    env: dict[str, str] | None = None,
+    timeout: float = 900,
+) -> PlaybookResult:
+    """Run ``.venv/bin/ansible-playbook`` from the repository root and return its result.
+
+    - ``playbook_path``: absolute, or relative to the repository root.
+    - ``extravars``: any JSON-serialisable dict, passed as ``-e @file`` through a temporary
+      file readable only by this user and deleted afterwards, never on the command line
+      (it may hold secrets).
+    - ``check``: adds ``--check``.
+    - ``env``: variables set on top of this process's environment (``ANSIBLE_*``,
+      ``K8S_AUTH_*``...). Colour is always off so the output can be parsed.
+    - ``timeout``: seconds before the run is killed (``subprocess.TimeoutExpired`` is raised).
+
+    The repository's ansible.cfg applies (collections from .venv, inventory
+    ``inventories/local``). A failing play is not an exception: look at ``rc`` (non-zero) and
+    ``recap``; ``stdout``/``stderr`` are the full text output for assertion messages. ``recap``
+    is the PLAY RECAP summed over hosts, with every key of ``RECAP_KEYS`` present (all 0 when
+    the playbook did not get to run).
+    """
+    run_env = {**os.environ, **(env or {}), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    with tempfile.TemporaryDirectory(prefix="cti-extravars-") as tmp:
+        # TemporaryDirectory is created 0700, so the file inside is private to this user.
+        vars_file = Path(tmp) / "extravars.json"
+        vars_file.write_text(json.dumps(extravars))
+        cmd = [str(VENV_BIN / "ansible-playbook"), str(playbook_path), "-e", f"@{vars_file}"]
+        if check:
+            cmd.append("--check")
+        proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
+    return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, parse_recap(proc.stdout))
+
+
+@pytest.fixture(scope="session")
+def run_playbook():
+    """The function ``ansible_playbook`` (see its docstring for the contract)."""
+    return ansible_playbook
+
+
+# --- real peers ---------------------------------------------------------------------------------
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def session_alive(sid: int) -> list[int]:
+    """Pids of processes still in session ``sid`` (a launcher starts each peer in its own)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # Fields after the parenthesised command: state ppid pgrp session ...
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def check_gone(name: str, sid: int, port: int) -> None:
+    """Fail if a process of session ``sid`` still runs or ``port`` still accepts connections."""
+    left = session_alive(sid)
+    assert not left, f"{name}: processes {left} still running after stop"
+    assert not port_open(port), f"{name}: port {port} still open after stop"
+
+
+@pytest.fixture(scope="session")
+def assert_gone():
+    """The function ``check_gone(name, sid, port)``, for tests that stop peers themselves."""
+    return check_gone
+
+
+def _peer(peer_cls: type[Peer], tmp_path_factory: pytest.TempPathFactory):
+    peer = peer_cls(tmp_path_factory.mktemp(peer_cls.name))
+    try:
+        env = peer.start()
+    except PeerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield env
+    sid = peer.proc.pid
+    peer.stop()
+    check_gone(peer.name, sid, peer.port)
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory):
+    """OpenBao dev server: VAULT_ADDR, VAULT_TOKEN (and BAO_ADDR, BAO_TOKEN)."""
+    yield from _peer(OpenBao, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def keycloak(tmp_path_factory):
+    """Keycloak dev server: KEYCLOAK_URL, KEYCLOAK_ADMIN_USERNAME, KEYCLOAK_ADMIN_PASSWORD (realm master)."""
+    yield from _peer(Keycloak, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory):
+    """MariaDB: MARIADB_HOST, MARIADB_PORT, MARIADB_USER (root), MARIADB_PASSWORD, MARIADB_SOCKET."""
+    yield from _peer(MariaDB, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def redis(tmp_path_factory):
+    """Redis without persistence: REDIS_HOST, REDIS_PORT, REDIS_PASSWORD."""
+    yield from _peer(Redis, tmp_path_factory)
+
+
+# --- simulated cluster --------------------------------------------------------------------------
+
+
+def _cluster(action: str, timeout: float) -> subprocess.CompletedProcess:
+    if not CLUSTER_SH.exists():
+        pytest.fail(f"{CLUSTER_SH} is missing", pytrace=False)
+    return subprocess.run(
+        ["bash", str(CLUSTER_SH), action], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster():
+    """The simulated cluster of tests/rig/cluster.sh: ``{"kubeconfig": path}``.
+
+    A cluster that is already up is used as it is and left running; otherwise this fixture
+    brings it up and takes it down at the end of the session.
+    """
+    status = _cluster("status", timeout=60)
+    started = status.returncode != 0
+    if started:
+        status = _cluster("up", timeout=1800)
+        if status.returncode != 0:
+            pytest.fail(
+                f"tests/rig/cluster.sh up failed ({status.returncode}):\n{status.stderr[-4000:]}", pytrace=False
+            )
+    lines = status.stdout.strip().splitlines()
+    kubeconfig = lines[-1] if lines else ""
+    if not Path(kubeconfig).is_file():
+        pytest.fail(f"tests/rig/cluster.sh printed no kubeconfig path:\n{status.stdout}{status.stderr}", pytrace=False)
+    yield {"kubeconfig": kubeconfig}
+    if started:
+        down = _cluster("down", timeout=300)
+        assert down.returncode == 0, f"tests/rig/cluster.sh down failed:\n{down.stderr[-4000:]}"
