@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 import uuid
 from pathlib import Path
@@ -65,9 +66,10 @@ def deployment(name: str, replicas: int) -> dict:
 
 
 def test_nodes_look_like_rke2(api):
-    nodes = client.CoreV1Api(api).list_node().items
+    # The rig's own nodes; scenarios may add nodes named after their podman hosts.
+    nodes = client.CoreV1Api(api).list_node(label_selector="node.kubernetes.io/instance-type=rke2").items
     servers = [n for n in nodes if n.metadata.labels.get("node-role.kubernetes.io/control-plane") == "true"]
-    agents = [n for n in nodes if n.metadata.name.startswith("rke2-agent-")]
+    agents = [n for n in nodes if n not in servers]
     assert len(servers) == 3
     assert len(agents) == 3
     for node in servers + agents:
@@ -146,7 +148,7 @@ def test_restricted_namespace_refuses_privileged_pod_admits_compliant(api, names
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_pod(namespace, privileged)
     assert refused.value.status == 403
-    assert 'violates PodSecurity "restricted' in refused.value.body
+    assert 'violates PodSecurity "restricted:latest"' in json.loads(refused.value.body)["message"]
 
     compliant = {"metadata": {"name": "compliant"}, "spec": {"containers": [copy.deepcopy(RESTRICTED_CONTAINER)]}}
     core.create_namespaced_pod(namespace, compliant)
