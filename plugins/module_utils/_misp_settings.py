@@ -1,0 +1,298 @@
+# Copyright: cti.misp_platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading, comparing and writing MISP server settings (internal to this collection).
+
+MISP's REST edit casts a posted value to the setting's type before validating it, so the string
+"false" saves as true and "abc" as 0. Everything here therefore coerces each wanted value to the
+JSON type the setting declares, and refuses what cannot be coerced, before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import MispApiError
+
+MISP_SETTINGS_ARGSPEC = {
+    "settings": {"type": "dict", "default": {}},
+    "secret_settings": {"type": "dict", "default": {}, "no_log": True},
+    "force": {"type": "bool", "default": False},
+    "redacted": {"type": "str", "choices": ["skip", "write"], "default": "skip"},
+    "read_strategy": {"type": "str", "choices": ["auto", "each", "bulk"], "default": "auto"},
+}
+
+# MISP shows the value of a redacted setting as this, everywhere.
+MASK = "*****"
+# read_strategy=auto reads settings one by one up to this many, and in bulk above it: the bulk
+# read also runs MISP's diagnostics, which costs about as much as this many single reads.
+BULK_THRESHOLD = 10
+_REDACTED_MESSAGE = "This setting is redacted."
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+class MispSettingsError(Exception):
+    """The run stopped; ``result`` holds what the module reports with the failure."""
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.message = message
+        self.result = result or {}
+
+
+def _describe(value):
+    if isinstance(value, bool):
+        return "boolean " + str(value).lower()
+    if isinstance(value, (dict, list)):
+        return "a " + type(value).__name__
+    return repr(value)
+
+
+def coerce(definition, value):
+    """``value`` as the JSON scalar the setting declares; ValueError (the reason) if it cannot be."""
+    if value is None:
+        raise ValueError("needs a value, got null (MISP refuses null)")
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"takes a single value, got {_describe(value)}")
+    kind = definition.get("type")
+    if kind == "boolean":
+        try:
+            result = boolean(value.strip() if isinstance(value, str) else value, strict=True)
+        except TypeError:
+            raise ValueError(f"expects a boolean (true/false), got {_describe(value)}") from None
+    elif kind == "numeric":
+        result = _to_int(value)
+        if result is None:
+            raise ValueError(f"expects a whole number, got {_describe(value)}")
+    else:
+        if isinstance(value, bool):
+            raise ValueError(f"expects a string, got {_describe(value)}; quote it if you mean the text")
+        # MISP trims what it stores; trimming here keeps the comparison stable.
+        result = str(value).strip()
+    if result == MASK:
+        raise ValueError(f"'{MASK}' is MISP's mask for hidden values, not a value")
+    options = definition.get("options")
+    if isinstance(options, dict) and options and _option_key(result) not in options:
+        allowed = ", ".join(f"{key} ({label})" if str(label) != key else key for key, label in options.items())
+        raise ValueError(f"must be one of {allowed}; got {_describe(value)}")
+    return result
+
+
+def _to_int(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and _INTEGER.match(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def _option_key(value):
+    # Options come from a PHP array: their keys arrive as strings in JSON.
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def normalise(definition, value):
+    """A current value from MISP in the declared type, or None when it holds none of that type."""
+    kind = definition.get("type")
+    if value is None:
+        return None
+    if kind == "boolean":
+        if isinstance(value, str) and value.strip() == "":
+            # PHP's false as stored in config.php.
+            return False
+        try:
+            return boolean(value, strict=True)
+        except TypeError:
+            return None
+    if kind == "numeric":
+        # MISP ships `false` as the default of some numeric settings: that is "unset", not 0.
+        return _to_int(value)
+    if isinstance(value, bool):
+        return None
+    return str(value)
+
+
+def read_each(api, names):
+    """One ``getSetting`` per name: {name: definition with value}, None for unknown names."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = api.get("/servers/getSetting/" + quote(name, safe=""))
+        except MispApiError as exc:
+            message = exc.body.get("message") if isinstance(exc.body, dict) else None
+            if exc.status == 404:
+                found[name] = None
+            elif exc.status == 403 and message == _REDACTED_MESSAGE:
+                found[name] = {"name": name, "redacted": True, "value": MASK}
+            else:
+                raise
+    return found
+
+
+def read_bulk(api, names):
+    """One ``serverSettings`` read: same answer as read_each."""
+    document = api.get("/servers/serverSettings")
+    final = document.get("finalSettings") if isinstance(document, dict) else None
+    if not isinstance(final, list):
+        raise MispApiError("GET /servers/serverSettings answered without a finalSettings list", body=document)
+    by_name = {entry.get("setting"): entry for entry in final if isinstance(entry, dict)}
+    return {name: by_name.get(name) for name in names}
+
+
+class SettingsRun:
+    """One run of misp_settings: read, check everything, then write what differs."""
+
+    def __init__(self, api, params, check_mode=False, hide=None):
+        self.api = api
+        self.force = params["force"]
+        self.redacted_policy = params["redacted"]
+        self.check_mode = check_mode
+        # Called with each value that must never be shown (AnsibleModule.no_log_values.add).
+        self.hide = hide or (lambda value: None)
+        self.wanted, self.secret = self._merge(params.get("settings") or {}, params.get("secret_settings") or {})
+        strategy = params["read_strategy"]
+        if strategy == "auto":
+            strategy = "bulk" if len(self.wanted) > BULK_THRESHOLD else "each"
+        self.strategy = strategy
+        self.requests = {"get": 0, "post": 0}
+
+    @staticmethod
+    def _merge(settings, secret_settings):
+        both = sorted(set(map(str, settings)) & set(map(str, secret_settings)))
+        if both:
+            raise MispSettingsError(
+                "Settings given in both settings and secret_settings, nothing was written: " + ", ".join(both)
+            )
+        wanted = {str(name): value for name, value in settings.items()}
+        wanted.update((str(name), value) for name, value in secret_settings.items())
+        return wanted, {str(name) for name in secret_settings}
+
+    def run(self):
+        result = self._result()
+        if not self.wanted:
+            return result
+        names = list(self.wanted)
+        if self.strategy == "bulk":
+            self.requests["get"] += 1
+            definitions = read_bulk(self.api, names)
+        else:
+            self.requests["get"] += len(names)
+            definitions = read_each(self.api, names)
+        changes, redacted_writes = self._plan(definitions, result)
+        for name, _before, after in changes + redacted_writes:
+            if not self.check_mode:
+                self._write(name, after, result)
+            written = result["redacted_written"] if name in result["redacted_settings"] else result["changed_settings"]
+            written.append(name)
+        result["changed"] = bool(result["changed_settings"])
+        result["diff"] = {
+            "before": {name: self._shown(name, before) for name, before, _after in changes + redacted_writes},
+            "after": {name: self._shown(name, after) for name, _before, after in changes + redacted_writes},
+        }
+        return result
+
+    def _result(self):
+        return {
+            "changed": False,
+            "changed_settings": [],
+            "unchanged_settings": [],
+            "redacted_settings": [],
+            "redacted_written": [],
+            "read_strategy": self.strategy,
+            "requests": self.requests,
+        }
+
+    def _shown(self, name, value):
+        return MASK if name in self.secret else value
+
+    def _plan(self, definitions, result):
+        """(changes, redacted writes) as (name, before, after); MispSettingsError naming every bad entry."""
+        invalid, changes, redacted_writes = {}, [], []
+        for name, value in self.wanted.items():
+            definition = definitions.get(name)
+            if definition is None:
+                invalid[name] = "unknown setting"
+                continue
+            redacted = bool(definition.get("redacted")) or definition.get("value") == MASK
+            if redacted:
+                self.secret.add(name)
+            if name in self.secret and isinstance(value, str) and value:
+                self.hide(value)
+            try:
+                after = coerce(definition, value) if not redacted else self._coerce_secret(value)
+            except ValueError as exc:
+                message = str(exc)
+                if name in self.secret:
+                    message = message.replace(_describe(value), "the secret value")
+                invalid[name] = message
+                continue
+            if redacted:
+                result["redacted_settings"].append(name)
+                if self.redacted_policy == "write":
+                    redacted_writes.append((name, MASK, after))
+                continue
+            before = definition.get("value")
+            if normalise(definition, before) == after:
+                result["unchanged_settings"].append(name)
+            elif definition.get("cli_only"):
+                invalid[name] = (
+                    f"can only be changed on the MISP command line (cake Admin setSetting {name} ...), "
+                    f"not through the API; MISP has {_describe(self._shown(name, before))}"
+                )
+            else:
+                changes.append((name, before, after))
+        if invalid:
+            result["invalid_settings"] = invalid
+            raise MispSettingsError(
+                "Invalid MISP settings, nothing was written: "
+                + "; ".join(f"{name}: {reason}" for name, reason in invalid.items()),
+                result,
+            )
+        return changes, redacted_writes
+
+    @staticmethod
+    def _coerce_secret(value):
+        # MISP reveals no definition for a redacted setting; they are all strings.
+        if isinstance(value, (bool, dict, list)) or value is None:
+            raise ValueError("expects a string (MISP hides this setting's type and value)")
+        return coerce({"type": "string"}, value)
+
+    def _write(self, name, value, result):
+        self.requests["post"] += 1
+        try:
+            answer = self.api.post(
+                "/servers/serverSettingsEdit/" + quote(name, safe=""), {"value": value, "force": self.force}
+            )
+        except MispApiError as exc:
+            raise MispSettingsError(self._refusal(name, value, exc), self._partial(result, name)) from None
+        if not (isinstance(answer, dict) and answer.get("saved")):
+            raise MispSettingsError(
+                f"MISP did not save {name}: unexpected answer {answer!r}", self._partial(result, name)
+            )
+
+    def _refusal(self, name, value, exc):
+        if exc.status == 405:
+            return (
+                f"{name} can only be changed on the MISP command line (cake Admin setSetting {name} ...): {exc.message}"
+            )
+        if exc.status == 403 and isinstance(exc.body, dict) and "errors" in exc.body:
+            return f"MISP refused {name} = {_describe(self._shown(name, value))}: {exc.body['errors']}"
+        return f"Writing {name} failed: {exc.message}"
+
+    @staticmethod
+    def _partial(result, failed):
+        written = list(result["changed_settings"])
+        return {
+            "changed": bool(written),
+            "changed_settings": written,
+            "redacted_written": list(result["redacted_written"]),
+            "failed_setting": failed,
+        }
