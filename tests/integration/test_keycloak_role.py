@@ -1,0 +1,183 @@
+"""The keycloak role against the real Keycloak dev server, with its client secret from the real OpenBao.
+
+The vault role runs first (its own namespace and mount) to generate the OIDC client secret, as
+playbooks/identity.yml does. Every run is verbose (-vvv) and searched for the secret values.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import hvac
+import pytest
+import yaml
+from kubernetes import client, config
+
+from tests.integration.test_vault_role import changed_tasks
+
+pytestmark = [pytest.mark.rig, pytest.mark.slow]
+
+TARGETS = Path(__file__).parent / "targets"
+MOUNT = "kc-platform"
+TEST_USERS = [
+    {"username": "alice", "roles": ["misp-site-admin"]},
+    {"username": "olga", "roles": ["misp-org-admin"]},
+    {"username": "bob", "roles": ["misp-user", "misp-read-only"]},
+]
+
+
+@pytest.fixture(scope="module")
+def core(k8s_cluster):
+    return client.CoreV1Api(config.new_client_from_config(config_file=k8s_cluster["kubeconfig"]))
+
+
+@pytest.fixture(scope="module")
+def ns(core):
+    name = f"kc-test-{secrets.token_hex(3)}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+    try:
+        client.RbacAuthorizationV1Api(core.api_client).delete_cluster_role_binding(f"{name}-vault-auth-delegator")
+    except client.exceptions.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+@pytest.fixture(scope="module")
+def outputs():
+    return []
+
+
+@pytest.fixture(scope="module")
+def extravars(openbao, keycloak, k8s_cluster, ns, tmp_path_factory):
+    server = yaml.safe_load(Path(k8s_cluster["kubeconfig"]).read_text())["clusters"][0]["cluster"]["server"]
+    return {
+        "vault_url": openbao["VAULT_ADDR"],
+        "vault_token": openbao["VAULT_TOKEN"],
+        "vault_kv_mount": MOUNT,
+        "vault_policy_prefix": ns,
+        "vault_k8s_role": ns,
+        "vault_k8s_host": server,
+        "misp_namespace": ns,
+        "cti_kubeconfig": k8s_cluster["kubeconfig"],
+        "keycloak_url": keycloak["KEYCLOAK_URL"],
+        "keycloak_admin_username": keycloak["KEYCLOAK_ADMIN_USERNAME"],
+        "keycloak_admin_password": keycloak["KEYCLOAK_ADMIN_PASSWORD"],
+        "misp_base_url": "https://misp.example.org",
+        "keycloak_test_users": TEST_USERS,
+        "keycloak_test_facts_path": str(tmp_path_factory.mktemp("kc") / "facts.json"),
+    }
+
+
+@pytest.fixture(scope="module")
+def play(run_playbook, extravars, outputs):
+    def call(name, **extra):
+        result = run_playbook(TARGETS / name / "converge.yml", {**extravars, **extra}, env={"ANSIBLE_VERBOSITY": "3"})
+        outputs.append(result.stdout + result.stderr)
+        assert result.rc == 0, result.stdout[-6000:]
+        return result
+
+    return call
+
+
+@pytest.fixture(scope="module")
+def converged(play, extravars):
+    play("vault")
+    first = play("keycloak")
+    second = play("keycloak")
+    return first, second, json.loads(Path(extravars["keycloak_test_facts_path"]).read_text())
+
+
+@pytest.fixture(scope="module")
+def vault_secrets(openbao):
+    bao = hvac.Client(url=openbao["VAULT_ADDR"], token=openbao["VAULT_TOKEN"])
+
+    def read(path):
+        return bao.secrets.kv.v2.read_secret_version(path=path, mount_point=MOUNT, raise_on_deleted_version=True)[
+            "data"
+        ]["data"]
+
+    return {"client": read("misp/oidc")["client-secret"], "users": read("keycloak/test-users")}
+
+
+def claims(jwt: str) -> dict:
+    payload = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_second_run_changes_nothing(converged):
+    first, second, _ = converged
+    assert first.changed > 0
+    assert second.changed == 0, changed_tasks(second.stdout)
+
+
+def test_published_facts(converged, keycloak):
+    facts = converged[2]
+    provider = f"{keycloak['KEYCLOAK_URL']}/realms/misp"
+    assert facts["provider_url"] == facts["issuer"] == provider
+    assert facts["client_id"] == "misp"
+    assert facts["roles_property"] == "roles"
+    assert facts["role_mapper"] == {"misp-site-admin": 1, "misp-org-admin": 2, "misp-user": 3, "misp-read-only": 6}
+    assert facts["client_secret_secret"] == {"name": "misp-oidc", "key": "client-secret"}
+
+
+@pytest.mark.parametrize("user", TEST_USERS, ids=[u["username"] for u in TEST_USERS])
+def test_token_carries_roles_and_issuer(converged, keycloak, vault_secrets, user):
+    form = {
+        "grant_type": "password",
+        "client_id": "misp",
+        "client_secret": vault_secrets["client"],
+        "username": user["username"],
+        "password": vault_secrets["users"][user["username"]],
+        "scope": "openid",
+    }
+    url = f"{keycloak['KEYCLOAK_URL']}/realms/misp/protocol/openid-connect/token"
+    with urllib.request.urlopen(url, urllib.parse.urlencode(form).encode(), timeout=60) as resp:  # noqa: S310 - loopback
+        tokens = json.load(resp)
+    for name in ("access_token", "id_token"):
+        got = claims(tokens[name])
+        assert got["iss"] == converged[2]["provider_url"]
+        mapped = [role for role in got["roles"] if role in converged[2]["role_mapper"]]
+        assert sorted(mapped) == sorted(user["roles"]), name
+
+
+def test_client_redirect_uris(converged, keycloak):
+    """The redirect URIs derive from misp_base_url (read through the admin API)."""
+    form = {
+        "grant_type": "password",
+        "client_id": "admin-cli",
+        "username": keycloak["KEYCLOAK_ADMIN_USERNAME"],
+        "password": keycloak["KEYCLOAK_ADMIN_PASSWORD"],
+    }
+    base = keycloak["KEYCLOAK_URL"]
+    token_url = f"{base}/realms/master/protocol/openid-connect/token"
+    with urllib.request.urlopen(token_url, urllib.parse.urlencode(form).encode(), timeout=60) as resp:  # noqa: S310
+        token = json.load(resp)["access_token"]
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        f"{base}/admin/realms/misp/clients?clientId=misp", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310
+        (misp,) = json.load(resp)
+    assert set(misp["redirectUris"]) == {"https://misp.example.org/users/login", "https://misp.example.org/*"}
+    assert misp["attributes"]["post.logout.redirect.uris"] == "https://misp.example.org/*"
+    assert misp["publicClient"] is False
+    assert [m["config"]["claim.name"] for m in misp["protocolMappers"] if m["name"] == "misp-roles"] == ["roles"]
+
+
+def test_no_secret_in_outputs_or_configmaps(converged, outputs, vault_secrets, extravars, core, ns):
+    values = [
+        vault_secrets["client"],
+        *vault_secrets["users"].values(),
+        extravars["keycloak_admin_password"],
+        extravars["vault_token"],
+    ]
+    text = "\n".join(outputs)
+    assert not [v for v in values if v in text], "a secret value was printed"
+    for cm in core.list_namespaced_config_map(ns).items:
+        assert not [v for v in values if v in f"{cm.data} {cm.binary_data}"], cm.metadata.name
