@@ -1,0 +1,124 @@
+"""The AWX set-up as code: the execution environment builds its context, every job template names
+a playbook of this repository, and every survey variable is an option some role declares.
+
+``ansible-builder create`` only writes the build context (Containerfile and _build/), so it runs
+offline; building the image itself needs registries and is left to the release pipeline.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from tests.rig.peers._base import REPO, VENV_BIN
+
+CONTROLLER = REPO / "awx" / "controller.yml"
+PINS = {
+    "kubernetes.core": "6.2.0",
+    "community.general": "11.4.2",
+    "community.hashi_vault": "7.1.0",
+    "ansible.posix": "2.1.0",
+    "community.crypto": "3.0.5",
+    "awx.awx": "24.6.1",
+}
+
+
+class _Loader(yaml.SafeLoader):
+    """Reads Ansible's !unsafe tag as the plain string it marks."""
+
+
+_Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
+@pytest.fixture(scope="module")
+def controller():
+    return yaml.load(CONTROLLER.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+
+
+def role_options() -> dict[str, str]:
+    """Every option of every entry point of every role: option -> role."""
+    options = {}
+    for spec in sorted(REPO.glob("roles/*/meta/argument_specs.yml")):
+        for entry in (yaml.safe_load(spec.read_text())["argument_specs"] or {}).values():
+            for option in entry.get("options") or {}:
+                options.setdefault(option, spec.parent.parent.name)
+    return options
+
+
+def test_builder_create(tmp_path):
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "ansible-builder"),
+            "create",
+            "-f",
+            str(REPO / "execution-environment.yml"),
+            "-c",
+            str(tmp_path / "context"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    build = tmp_path / "context" / "_build"
+    containerfile = (tmp_path / "context" / "Containerfile").read_text()
+    assert containerfile.startswith('ARG EE_BASE_IMAGE="')
+    assert "ansible-core==2.19.14" in containerfile
+    # The galaxy requirements, pinned to the ansible 12.3 package's collections.
+    collections = yaml.safe_load((build / "requirements.yml").read_text())["collections"]
+    assert {c["name"]: c["version"] for c in collections} == PINS
+    constraints = dict(line.split("==") for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line)
+    for line in (build / "requirements.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            assert constraints.get(name) == version, f"{name}=={version} not as in constraints.txt"
+    # The collection itself, laid out as a collection.
+    for part in (
+        "galaxy.yml",
+        "meta/runtime.yml",
+        "plugins/modules/misp_worker_status.py",
+        "roles/misp_backup/templates/backup.sh.j2",
+    ):
+        assert (build / "collection" / part).is_file(), part
+
+
+def test_job_templates_name_playbooks(controller):
+    templates = controller["awx_job_templates"]
+    assert {t["playbook"] for t in templates} == {
+        "site.yml",
+        "playbooks/backup.yml",
+        "playbooks/restore.yml",
+        "playbooks/upgrade.yml",
+        "playbooks/healthcheck.yml",
+    }
+    for template in templates:
+        assert (REPO / template["playbook"]).is_file(), template["playbook"]
+    for name, path in controller["awx_inventories"].items():
+        assert (REPO / path / "hosts.yml").is_file(), name
+
+
+def test_survey_variables_are_role_options(controller):
+    options = role_options()
+    for template in controller["awx_job_templates"]:
+        assert template["survey"], f"{template['name']} has no survey"
+        for question in template["survey"]:
+            assert question["variable"] in options, f"{template['name']}: {question['variable']} is no role option"
+            assert question["type"] in {"text", "integer", "multiplechoice", "password", "float"}
+
+
+def test_vault_credential_type_injects_env(controller):
+    credential_type = controller["awx_vault_credential_type"]
+    fields = {f["id"]: f for f in credential_type["inputs"]["fields"]}
+    assert fields["vault_token"]["secret"] is True
+    assert credential_type["injectors"]["env"]["VAULT_ADDR"] == "{{ vault_addr }}"
+    assert credential_type["injectors"]["env"]["VAULT_TOKEN"] == "{{ vault_token }}"
+
+
+def test_awx_configure_refuses_bad_input(run_playbook):
+    result = run_playbook("playbooks/awx_configure.yml", {"awx_project_scm_url": "ftp://example.org/repo.git"})
+    assert result.rc != 0 and "ftp://example.org/repo.git" in result.stdout
+    assert result.changed == 0

@@ -1,0 +1,555 @@
+"""Backup and restore of MISP: the scripts against a real MariaDB, the roles on the rig.
+
+The scripts are rendered from the roles' templates (targets/backup/render.yml) and run as they
+are, the same bytes the ConfigMaps carry (checked against the ConfigMap on the rig). Every check
+of the outcome asks MariaDB, the file system or the API server, never the scripts themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pymysql
+import pytest
+from kubernetes import config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
+
+TARGET = Path(__file__).parent / "targets" / "backup"
+DB_NAME = "misp_backup_test"
+NAME_FORMAT = "misp-%Y%m%dT%H%M%SZ"
+
+# A slice of MISP's schema (MISP 2.5 MYSQL.sql): the real table and column names.
+SCHEMA = [
+    """CREATE TABLE organisations (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255) NOT NULL,
+    uuid VARCHAR(40), description TEXT, type VARCHAR(255), nationality VARCHAR(255), sector VARCHAR(255),
+    created_by INT NOT NULL DEFAULT 0, date_created DATETIME NOT NULL, local TINYINT(1) NOT NULL DEFAULT 0)
+    ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    """CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, password VARCHAR(255) NOT NULL,
+    org_id INT NOT NULL, email VARCHAR(255) NOT NULL, authkey VARCHAR(40), role_id INT NOT NULL DEFAULT 0,
+    gpgkey LONGTEXT, disabled TINYINT(1) NOT NULL DEFAULT 0, date_created BIGINT, INDEX (org_id))
+    ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    """CREATE TABLE events (id INT AUTO_INCREMENT PRIMARY KEY, org_id INT NOT NULL, date DATE NOT NULL,
+    info TEXT NOT NULL, user_id INT NOT NULL, uuid VARCHAR(40) NOT NULL, published TINYINT(1) NOT NULL DEFAULT 0,
+    analysis TINYINT NOT NULL, attribute_count INT UNSIGNED DEFAULT 0, orgc_id INT NOT NULL,
+    timestamp INT NOT NULL DEFAULT 0, distribution TINYINT NOT NULL DEFAULT 0, threat_level_id INT NOT NULL,
+    UNIQUE (uuid)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    """CREATE TABLE objects (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(131), `meta-category` VARCHAR(255),
+    description TEXT, template_uuid VARCHAR(40), template_version INT NOT NULL, event_id INT NOT NULL,
+    uuid VARCHAR(40), timestamp INT NOT NULL DEFAULT 0, distribution TINYINT NOT NULL DEFAULT 0,
+    comment TEXT, deleted TINYINT(1) NOT NULL DEFAULT 0, INDEX (event_id))
+    ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    """CREATE TABLE attributes (id INT AUTO_INCREMENT PRIMARY KEY, event_id INT NOT NULL, object_id INT NOT NULL
+    DEFAULT 0, object_relation VARCHAR(255), category VARCHAR(255) NOT NULL, type VARCHAR(100) NOT NULL,
+    value1 TEXT NOT NULL, value2 TEXT NOT NULL, to_ids TINYINT(1) NOT NULL DEFAULT 1,
+    uuid VARCHAR(40) NOT NULL, timestamp INT NOT NULL DEFAULT 0, distribution TINYINT NOT NULL DEFAULT 0,
+    comment TEXT, deleted TINYINT(1) NOT NULL DEFAULT 0, INDEX (event_id))
+    ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    """CREATE TABLE tags (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255) NOT NULL, colour VARCHAR(7) NOT NULL,
+    exportable TINYINT(1) NOT NULL, org_id INT NOT NULL DEFAULT 0, hide_tag TINYINT(1) NOT NULL DEFAULT 0,
+    UNIQUE (name)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    """CREATE TABLE event_tags (id INT AUTO_INCREMENT PRIMARY KEY, event_id INT NOT NULL, tag_id INT NOT NULL,
+    local TINYINT(1) NOT NULL DEFAULT 0, INDEX (event_id), INDEX (tag_id))
+    ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    """CREATE TABLE system_settings (setting VARCHAR(255) NOT NULL PRIMARY KEY, value BLOB NOT NULL)
+    ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+    # Not MISP's, but what --routines, --triggers and --events must carry over.
+    """CREATE TRIGGER attributes_count AFTER INSERT ON attributes FOR EACH ROW
+    UPDATE events SET attribute_count = attribute_count + 1 WHERE id = NEW.event_id""",
+    "CREATE PROCEDURE event_count() SELECT COUNT(*) FROM events",
+    "CREATE EVENT purge_deleted ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM attributes WHERE deleted = 1",
+]
+TABLES = ["organisations", "users", "events", "objects", "attributes", "tags", "event_tags", "system_settings"]
+TEXTS = [
+    "Phishing campaign 🎣 targeting banks",
+    "Кампания APT28",
+    "勒索软件 LockBit 3.0",
+    'naïve façade — «quotes» \\ "x"',
+]
+
+
+def uid(i: int, kind: str) -> str:
+    return hashlib.sha256(f"{kind}{i}".encode()).hexdigest()[:8] + "-0000-4000-8000-" + f"{i:012d}"
+
+
+def seed(conn) -> None:
+    with conn.cursor() as cur:
+        for statement in SCHEMA:
+            cur.execute(statement)
+        cur.executemany(
+            "INSERT INTO organisations (name, uuid, description, date_created) VALUES (%s, %s, %s, NOW())",
+            [
+                (
+                    f"ORG {i} {TEXTS[i % 4]}",
+                    uid(i, "o"),
+                    TEXTS[(i + 1) % 4],
+                )
+                for i in range(5)
+            ],
+        )
+        cur.executemany(
+            "INSERT INTO users (password, org_id, email, authkey, gpgkey, date_created)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    f"$2y$10${secrets.token_hex(26)}",
+                    i % 5 + 1,
+                    f"user{i}@example.org",
+                    secrets.token_hex(20),
+                    "-----BEGIN PGP PUBLIC KEY BLOCK-----\n" + secrets.token_urlsafe(300),
+                    1700000000 + i,
+                )
+                for i in range(10)
+            ],
+        )
+        cur.executemany(
+            "INSERT INTO events (org_id, date, info, user_id, uuid, analysis, orgc_id, timestamp, threat_level_id)"
+            " VALUES (%s, CURDATE(), %s, 1, %s, 2, %s, %s, 1)",
+            [(i % 5 + 1, f"{TEXTS[i % 4]} #{i}", uid(i, "e"), i % 5 + 1, 1700000000 + i) for i in range(40)],
+        )
+        cur.executemany(
+            "INSERT INTO objects (name, `meta-category`, template_uuid, template_version, event_id, uuid)"
+            " VALUES ('file', 'file', %s, 24, %s, %s)",
+            [(uid(1, "t"), i % 40 + 1, uid(i, "ob")) for i in range(60)],
+        )
+        cur.executemany(
+            "INSERT INTO attributes (event_id, object_id, category, type, value1, value2, uuid, comment)"
+            " VALUES (%s, %s, 'Network activity', %s, %s, '', %s, %s)",
+            [
+                (
+                    i % 40 + 1,
+                    i % 60 + 1 if i % 3 else 0,
+                    "domain" if i % 2 else "ip-dst",
+                    f"bad{i}.example.联通" if i % 2 else f"198.51.100.{i % 250}",
+                    uid(i, "a"),
+                    TEXTS[i % 4],
+                )
+                for i in range(300)
+            ],
+        )
+        cur.executemany(
+            "INSERT INTO tags (name, colour, exportable) VALUES (%s, %s, 1)",
+            [
+                (
+                    f"tlp:{c}" if i < 4 else f'misp-galaxy:threat-actor="Actor {i} 🐻"',
+                    f"#ff00{i:02x}",
+                )
+                for i, c in enumerate(["clear", "green", "amber", "red"] + [""] * 16)
+            ],
+        )
+        cur.executemany(
+            "INSERT INTO event_tags (event_id, tag_id, local) VALUES (%s, %s, %s)",
+            [(i % 40 + 1, i % 20 + 1, i % 2) for i in range(80)],
+        )
+        # Every byte value, NULs and invalid UTF-8 included.
+        cur.executemany(
+            "INSERT INTO system_settings (setting, value) VALUES (%s, %s)",
+            [(f"Plugin.setting_{i}", bytes(range(256)) + os.urandom(64)) for i in range(12)],
+        )
+    conn.commit()
+
+
+def fingerprint(conn) -> dict:
+    """CHECKSUM TABLE and row count per table, plus the trigger, routine and event names."""
+    with conn.cursor() as cur:
+        cur.execute("CHECKSUM TABLE " + ", ".join(f"{DB_NAME}.{t}" for t in TABLES))
+        sums = {row[0].split(".", 1)[1]: row[1] for row in cur.fetchall()}
+        counts = {}
+        for table in TABLES:
+            cur.execute(f"SELECT COUNT(*) FROM {DB_NAME}.{table}")  # noqa: S608 - names from the constants
+            counts[table] = cur.fetchone()[0]
+        cur.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (DB_NAME,))
+        triggers = sorted(r[0] for r in cur.fetchall())
+        cur.execute("SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s", (DB_NAME,))
+        routines = sorted(r[0] for r in cur.fetchall())
+        cur.execute("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s", (DB_NAME,))
+        events = sorted(r[0] for r in cur.fetchall())
+    return {"checksums": sums, "counts": counts, "triggers": triggers, "routines": routines, "events": events}
+
+
+def tree(root: Path) -> dict:
+    """Relative path -> (mode, sha256 or symlink target) of everything under root."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        if path.is_symlink():
+            content = "-> " + os.readlink(path)
+        elif path.is_file():
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            content = "dir"
+        out[str(path.relative_to(root))] = (st.st_mode & 0o7777, content)
+    return out
+
+
+def fake_backup(backup_dir: Path, when: datetime) -> str:
+    name = when.strftime(NAME_FORMAT)
+    (backup_dir / name).mkdir()
+    (backup_dir / name / "SHA256SUMS").write_text("")
+    return name
+
+
+@pytest.fixture(scope="module")
+def scripts(run_playbook, tmp_path_factory):
+    out = tmp_path_factory.mktemp("scripts")
+    extravars = {
+        "br_render_dir": str(out),
+        "misp_backup_database_name": DB_NAME,
+        "misp_backup_keep": 3,
+        "misp_backup_keep_days": 30,
+    }
+    result = run_playbook(TARGET / "render.yml", extravars)
+    assert result.rc == 0, result.stdout + result.stderr
+    return out
+
+
+@pytest.fixture
+def db(mariadb):
+    conn = pymysql.connect(
+        host=mariadb["MARIADB_HOST"],
+        port=int(mariadb["MARIADB_PORT"]),
+        user=mariadb["MARIADB_USER"],
+        password=mariadb["MARIADB_PASSWORD"],
+        charset="utf8mb4",
+    )
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
+        cur.execute(f"CREATE DATABASE {DB_NAME} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    conn.select_db(DB_NAME)
+    yield conn
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
+    conn.close()
+
+
+def script_env(mariadb, tmp_path: Path) -> dict:
+    """What the pod gives the scripts: paths, database address, user, and a password file."""
+    password_file = tmp_path / "root-password"
+    password_file.write_text(mariadb["MARIADB_PASSWORD"])
+    password_file.chmod(0o400)
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "MISP_BACKUP_DIR": str(tmp_path / "backup"),
+        "MISP_FILES_DIR": str(tmp_path / "files"),
+        "DB_HOST": mariadb["MARIADB_HOST"],
+        "DB_PORT": str(mariadb["MARIADB_PORT"]),
+        "DB_USER": mariadb["MARIADB_USER"],
+        "DB_PASSWORD_FILE": str(password_file),
+    }
+
+
+def run(script: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["/bin/sh", str(script), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_backup_restore_round_trip(scripts, db, mariadb, tmp_path):
+    seed(db)
+    before = fingerprint(db)
+    assert before["counts"]["attributes"] == 300 and before["triggers"] == ["attributes_count"]
+    assert before["routines"] == ["event_count"] and before["events"] == ["purge_deleted"]
+
+    env = script_env(mariadb, tmp_path)
+    files = tmp_path / "files"
+    (files / ".gnupg").mkdir(parents=True)
+    (files / ".gnupg").chmod(0o700)
+    (files / ".gnupg" / "pubring.kbx").write_bytes(os.urandom(4096))
+    (files / "42" / "1337").mkdir(parents=True)
+    (files / "42" / "1337" / "malware.zip").write_bytes(os.urandom(100_000))
+    (files / "feeds cache").mkdir()
+    (files / "feeds cache" / "ünïcode-😀.json").write_text('{"x": "é"}')
+    (files / "link").symlink_to("42/1337/malware.zip")
+    files_before = tree(files)
+
+    # Retention (keep 3, 30 days): of the new backup and these, the 40-day-old one goes by age,
+    # the 400-day-old one by count; a leftover partial backup goes too.
+    backup_dir = tmp_path / "backup"
+    backup_dir.mkdir()
+    now = datetime.now(UTC)
+    recent = fake_backup(backup_dir, now - timedelta(days=1))
+    fake_backup(backup_dir, now - timedelta(days=40))
+    fake_backup(backup_dir, now - timedelta(days=400))
+    (backup_dir / ".partial-misp-20200101T000000Z").mkdir()
+
+    started = time.monotonic()
+    result = run(scripts / "backup.sh", "dump", env=env)
+    dump_seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in backup_dir.iterdir())
+    assert len(names) == 2 and names[0] == recent, names
+    name = names[1]
+    assert sorted(p.name for p in (backup_dir / name).iterdir()) == ["SHA256SUMS", "database.sql.gz", "files.tar.gz"]
+    assert mariadb["MARIADB_PASSWORD"] not in result.stderr
+
+    # A name that is not a backup, and a backup that does not exist, are refused unchanged.
+    for bad in ("misp-latest", "misp-20991231T235959Z", ""):
+        refused = run(scripts / "restore.sh", "run", bad, env=env)
+        assert refused.returncode != 0 and (bad or "''") in refused.stderr, refused.stderr
+    assert fingerprint(db) == before
+    # A damaged archive fails the check before anything is dropped.
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / name).mkdir()
+    for part in ("database.sql.gz", "SHA256SUMS"):
+        (damaged / name / part).write_bytes((backup_dir / name / part).read_bytes())
+    (damaged / name / "files.tar.gz").write_bytes(b"not the archive")
+    refused = run(scripts / "restore.sh", "run", name, env={**env, "MISP_BACKUP_DIR": str(damaged)})
+    assert refused.returncode != 0 and "checksums" in refused.stderr
+    assert fingerprint(db) == before
+
+    # Disaster: the database is gone and the files volume holds something else.
+    with db.cursor() as cur:
+        cur.execute(f"DROP DATABASE {DB_NAME}")
+    (files / "42" / "1337" / "malware.zip").unlink()
+    (files / "stray").write_text("written after the backup")
+
+    assert run(scripts / "restore.sh", "check", name, env=env).returncode == 0
+    started = time.monotonic()
+    result = run(scripts / "restore.sh", "run", name, env=env)
+    restore_seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    db.select_db(DB_NAME)
+    assert fingerprint(db) == before
+    assert tree(files) == files_before
+    print(f"dump {dump_seconds:.1f}s, restore {restore_seconds:.1f}s, rows {sum(before['counts'].values())}")
+
+
+# --- the roles on the rig --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dyn(k8s_cluster):
+    return DynamicClient(config.new_client_from_config(config_file=k8s_cluster["kubeconfig"]))
+
+
+@pytest.fixture
+def ns(dyn):
+    """A namespace enforcing Pod Security restricted, with static PVs bound to MISP's claims."""
+    name = f"ops-backup-{secrets.token_hex(3)}"
+    namespaces = dyn.resources.get(api_version="v1", kind="Namespace")
+    pvs = dyn.resources.get(api_version="v1", kind="PersistentVolume")
+    classes = dyn.resources.get(api_version="storage.k8s.io/v1", kind="StorageClass")
+    # Without a StorageClass of that name the PV controller keeps trying to provision.
+    classes.create(
+        body={
+            "metadata": {"name": f"{name}-static"},
+            "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "Immediate",
+            "reclaimPolicy": "Retain",
+        }
+    )
+    namespaces.create(
+        body={
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            }
+        }
+    )
+    claims = {"misp-files": "ReadWriteMany", "misp-backup": "ReadWriteOnce"}
+    for claim, mode in claims.items():
+        pvs.create(
+            body={
+                "metadata": {"name": f"{name}-{claim}"},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": [mode],
+                    "storageClassName": f"{name}-static",
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "hostPath": {"path": f"/tmp/{name}/{claim}"},
+                    "claimRef": {"namespace": name, "name": claim},
+                },
+            }
+        )
+    dyn.resources.get(api_version="v1", kind="PersistentVolumeClaim").create(
+        namespace=name,
+        body={
+            "metadata": {"name": "misp-files"},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "storageClassName": f"{name}-static",
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    yield name
+    namespaces.delete(name=name)
+    for claim in claims:
+        pvs.delete(name=f"{name}-{claim}")
+    classes.delete(name=f"{name}-static")
+
+
+@pytest.fixture
+def play(k8s_cluster, run_playbook, ns):
+    def call(playbook, check=False, **extravars):
+        extravars = {
+            "misp_namespace": ns,
+            "cti_kubeconfig": k8s_cluster["kubeconfig"],
+            # Bounded waits: kwok completes the Jobs' pods within seconds.
+            "misp_backup_run_timeout": 120,
+            "misp_restore_timeout": 120,
+            "misp_restore_stop_timeout": 120,
+            # The static volumes of the fixture ns.
+            "misp_backup_pvc_storage_class": f"{ns}-static",
+            "misp_backup_pvc_size": "1Gi",
+            **extravars,
+        }
+        return run_playbook(playbook, extravars, check=check, env={"K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"]})
+
+    return call
+
+
+def test_backup_role_admitted_restricted(play, dyn, ns, scripts, run_playbook, tmp_path):
+    pvc_vars = {
+        "misp_backup_database_name": DB_NAME,
+        "misp_backup_keep": 3,
+        "misp_backup_keep_days": 30,
+    }
+    assert play(TARGET / "apply.yml", check=True, **pvc_vars).rc == 0
+    first = play(TARGET / "apply.yml", **pvc_vars)
+    assert first.rc == 0 and first.changed == 1, first.stdout
+    second = play(TARGET / "apply.yml", **pvc_vars)
+    assert second.rc == 0 and second.changed == 0, second.stdout
+
+    cronjob = dyn.resources.get(api_version="batch/v1", kind="CronJob").get(namespace=ns, name="misp-backup")
+    assert cronjob.spec.concurrencyPolicy == "Forbid"
+    assert cronjob.metadata.labels["app.kubernetes.io/component"] == "backup"
+    configmap = dyn.resources.get(api_version="v1", kind="ConfigMap").get(namespace=ns, name="misp-backup")
+    # The ConfigMap carries the very script the round-trip test ran.
+    assert configmap.data["backup.sh"] == (scripts / "backup.sh").read_text()
+
+    # Pods are admitted only if they meet "restricted": run a backup now, kwok completes its pod.
+    now = play("playbooks/backup.yml", **pvc_vars)
+    assert now.rc == 0, now.stdout
+    pods = (
+        dyn.resources.get(api_version="v1", kind="Pod")
+        .get(namespace=ns, label_selector="app.kubernetes.io/component=backup")
+        .items
+    )
+    assert pods and all(p.status.phase == "Succeeded" for p in pods)
+
+    # The S3 target: the credentials Secret (never in the output) and the two-container pod.
+    key = secrets.token_hex(16)
+    s3_vars = {
+        "misp_backup_target": "s3",
+        "misp_backup_s3_endpoint": "http://127.0.0.1:9000",
+        "misp_backup_s3_bucket": "misp-backups",
+        "misp_backup_s3_credentials": {"access_key_id": "backup", "secret_access_key": key},
+    }
+    s3 = play(TARGET / "apply.yml", **s3_vars)
+    assert s3.rc == 0 and key not in s3.stdout + s3.stderr, s3.stdout
+    secret = dyn.resources.get(api_version="v1", kind="Secret").get(namespace=ns, name="misp-backup-s3")
+    assert set(secret.to_dict()["data"]) == {"access-key-id", "secret-access-key"}
+    assert play("playbooks/backup.yml", **s3_vars).rc == 0
+
+    bad = play(TARGET / "apply.yml", misp_backup_target="s3", misp_backup_s3_endpoint="", misp_backup_s3_bucket="b")
+    assert bad.rc != 0 and "misp_backup_s3_endpoint" in bad.stdout
+
+
+def writers(dyn, ns):
+    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+    cronjobs = dyn.resources.get(api_version="batch/v1", kind="CronJob")
+    return (
+        {
+            d.metadata.name: (d.spec.replicas, dict(d.metadata.annotations or {}))
+            for d in deployments.get(namespace=ns).items
+        },
+        {
+            c.metadata.name: (c.spec.suspend, dict(c.metadata.annotations or {}))
+            for c in cronjobs.get(namespace=ns).items
+        },
+    )
+
+
+def test_restore_stops_and_brings_back_writers(play, dyn, ns):
+    labels = {"app.kubernetes.io/part-of": "misp"}
+    pod = {
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 33, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {
+                "name": "c",
+                "image": "stand-in",
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            }
+        ],
+    }
+    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+    for name, component, replicas in (("misp-frontend-blue", "frontend", 2), ("misp-workers", "workers", 1)):
+        sel = {**labels, "app.kubernetes.io/component": component, "app.kubernetes.io/name": name}
+        deployments.create(
+            namespace=ns,
+            body={
+                "metadata": {"name": name, "labels": sel},
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": sel},
+                    "template": {"metadata": {"labels": sel}, "spec": pod},
+                },
+            },
+        )
+    cronjobs = dyn.resources.get(api_version="batch/v1", kind="CronJob")
+    for name, suspend in (("misp-cron-pullall", False), ("misp-cron-pushall", True)):
+        cronjobs.create(
+            namespace=ns,
+            body={
+                "metadata": {"name": name, "labels": {**labels, "app.kubernetes.io/component": "cron"}},
+                "spec": {
+                    "schedule": "0 * * * *",
+                    "suspend": suspend,
+                    "jobTemplate": {"spec": {"template": {"spec": {**pod, "restartPolicy": "Never"}}}},
+                },
+            },
+        )
+    assert play(TARGET / "apply.yml").rc == 0
+    before = writers(dyn, ns)
+
+    # Refused before any change: no name, and a name that is no backup.
+    missing = play(
+        "playbooks/restore.yml",
+    )
+    assert missing.rc != 0 and "misp_restore_backup_name" in missing.stdout
+    bad = play("playbooks/restore.yml", misp_restore_backup_name="latest")
+    assert bad.rc != 0 and "'latest'" in bad.stdout
+    assert writers(dyn, ns) == before
+
+    seen = {"misp-frontend-blue": set(), "misp-workers": set(), "suspended": set()}
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for d in deployments.get(namespace=ns).items:
+                seen[d.metadata.name].add(d.spec.replicas)
+            seen["suspended"].add(cronjobs.get(namespace=ns, name="misp-cron-pullall").spec.suspend)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = play("playbooks/restore.yml", misp_restore_backup_name="misp-20261123T011500Z")
+    finally:
+        done.set()
+        watcher.join()
+    assert result.rc == 0, result.stdout
+    assert seen == {"misp-frontend-blue": {2, 0}, "misp-workers": {1, 0}, "suspended": {False, True}}, seen
+    # Back where it was, annotations gone; both steps ran as Jobs that completed.
+    assert writers(dyn, ns) == before
+    jobs = dyn.resources.get(api_version="batch/v1", kind="Job")
+    for step in ("check", "run"):
+        job = jobs.get(namespace=ns, name=f"misp-restore-{step}-misp-20261123t011500z")
+        assert job.status.succeeded == 1
+        assert job.spec.template.spec.containers[0].command[-2:] == [step, "misp-20261123T011500Z"]
+    with pytest.raises(NotFoundError):
+        jobs.get(namespace=ns, name="misp-restore-run-latest")
