@@ -28,7 +28,7 @@ def test_molecule_scenario(scenario, k8s_cluster):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=1800,
+        timeout=3600,
         check=False,
     )
     if proc.returncode != 0:
