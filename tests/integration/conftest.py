@@ -54,7 +54,7 @@ class PlaybookResult(NamedTuple):
 
 def parse_recap(stdout: str) -> dict[str, int]:
     totals = dict.fromkeys(RECAP_KEYS, 0)
-    _, _, recap = stdout.rpartition("PLAY RECAP")
+    recap = stdout.rpartition("PLAY RECAP")[2]
     for match in _RECAP_LINE.finditer(recap):
         for pair in match["counts"].split():
             key, value = pair.split("=")

@@ -133,7 +133,7 @@ def test_group_permissions(api, ns, applied, level):
     "groups", [["misp-admins"], [f"{PREFIX}misp-unknown"], []], ids=["unprefixed", "other", "none"]
 )
 def test_other_groups_get_nothing(api, ns, applied, groups):
-    for verb, target, *_ in MATRIX:
+    for verb, target, *_expected in MATRIX:
         assert not allowed(api, ns, verb, target, f"{PREFIX}someone", ["system:authenticated", *groups]), (verb, target)
 
 
@@ -220,7 +220,7 @@ def test_service_accounts(api, run_playbook, env, ns, accounts):
     # No part's account can do anything in the namespace.
     for part in PARTS:
         user, groups = sa_user(ns, part)
-        granted = [(v, t) for v, t, *_ in MATRIX if allowed(api, ns, v, t, user, groups)]
+        granted = [(v, t) for v, t, *_expected in MATRIX if allowed(api, ns, v, t, user, groups)]
         assert not granted, f"misp-{part} may {granted}"
 
     rbac = client.RbacAuthorizationV1Api(api)

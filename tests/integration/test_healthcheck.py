@@ -102,7 +102,7 @@ def check(k8s_cluster, run_playbook, ns, supervisor):
 
 def unhealthy(result) -> str:
     """The parts the failure message names (the YAML callback quotes the message)."""
-    _, _, tail = result.stdout.partition("Unhealthy: ")
+    tail = result.stdout.partition("Unhealthy: ")[2]
     return tail.splitlines()[0].rstrip("'") if tail else ""
 
 

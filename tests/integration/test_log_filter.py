@@ -35,12 +35,12 @@ def run_filter(lines):
     records, current = [], None
     for line in proc.stdout.splitlines():
         if line.startswith("code "):
-            _, code, ts = line.split()
+            code, ts = line.split()[1:]
             current = {"code": int(code), "ts": ts, "fields": {}}
         elif line == "end":
             records.append(current)
         else:
-            path, _, value = line.partition("\t")
+            path, _sep, value = line.partition("\t")
             current["fields"][path] = value
     assert len(records) == len(lines), proc.stdout + proc.stderr
     return records

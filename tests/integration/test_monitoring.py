@@ -19,7 +19,7 @@ pytestmark = pytest.mark.rig
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET = Path(__file__).parent / "targets" / "monitoring"
-CRDS = list(yaml.safe_load_all((TARGET / "files" / "prometheus-operator-crds.yaml").read_text()))
+CRDS = yaml.safe_load((TARGET / "files" / "prometheus-operator-crds.yaml").read_text())["items"]
 CRON_JOB = "misp-cron-fetchfeed-29000000"
 ALERTS = ["MispFrontendDown", "MispWorkersUnavailable", "MispCronJobFailed", "MispBackupLate"]
 

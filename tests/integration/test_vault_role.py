@@ -261,7 +261,7 @@ def stand_in_crds(api):
     ext = client.ApiextensionsV1Api(api)
     names = []
     for path in sorted((TARGET / "files").glob("*-crds.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
+        for doc in yaml.safe_load(path.read_text())["items"]:
             names.append(doc["metadata"]["name"])
             try:
                 ext.create_custom_resource_definition(doc)

@@ -5,7 +5,7 @@
 
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 # Upstream build flags (hack/lib/golang.sh).
-GO_BUILD=(go build -trimpath -tags selinux,notest)
+GO_BUILD=(go build -trimpath -tags "selinux,notest")
 WORK="$RIG_CACHE/src"
 mkdir -p "$WORK"
 

@@ -143,7 +143,8 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  status) api_ready && echo "$KUBECONFIG_PATH" || { log "cluster $NAME is down"; exit 1; } ;;
+  status)
+    if api_ready; then echo "$KUBECONFIG_PATH"; else log "cluster $NAME is down"; exit 1; fi ;;
   kubectl) shift; k "$@" ;;
   *) die "usage: $0 up|down|status|kubectl ARGS" ;;
 esac

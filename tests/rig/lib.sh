@@ -2,7 +2,6 @@
 # Shared settings for the rig scripts: versions, cache layout, logging.
 set -euo pipefail
 RIG_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_DIR="$(cd "$RIG_DIR/../.." && pwd)"
 # shellcheck source=tests/rig/versions.env
 . "$RIG_DIR/versions.env"
 # Builds and downloads live outside the work tree so a fresh clone reuses them.

@@ -22,7 +22,8 @@ trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$out" "$stage/bundle/bin" "$stage/images"
 cp -r "$here/bundle/." "$stage/bundle/"
-sed "s/@RKE2_VERSION@/$version/" "$here/rke2.py" > "$stage/bundle/bin/rke2"
+# The hosts have python3 but no `python`.
+sed -e "1s|.*|#!/usr/bin/python3|" -e "s/@RKE2_VERSION@/$version/" "$here/rke2.py" > "$stage/bundle/bin/rke2"
 chmod 0755 "$stage/bundle/bin/rke2"
 
 # Fixed owner, order and timestamps make the tarballs reproducible.

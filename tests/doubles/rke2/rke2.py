@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python
 """STAND-IN for the RKE2 executable (``/usr/local/bin/rke2``); it is not RKE2.
 
 Real RKE2 cannot be downloaded or run on the test machine. ``build-artifacts.sh`` packs this
@@ -68,7 +68,7 @@ def read_config(path: Path) -> dict[str, str]:
     for line in path.read_text().splitlines():
         if not line or line[0] in " #-" or ":" not in line:
             continue
-        key, _, value = line.partition(":")
+        key, _sep, value = line.partition(":")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -79,7 +79,7 @@ def read_config(path: Path) -> dict[str, str]:
 def token_secret(token: str) -> tuple[str, str | None]:
     """Split ``K10<hash>::<user>:<secret>`` into (secret, ca hash); a bare token has no hash."""
     if token.startswith("K10") and "::" in token:
-        ca_hash, _, rest = token[3:].partition("::")
+        ca_hash, _sep, rest = token[3:].partition("::")
         return rest.partition(":")[2], ca_hash
     return token, None
 
@@ -120,6 +120,7 @@ def join(cfg: dict[str, str], node: str, role: str) -> None:
     body = json.dumps({"node": node, "role": role, "version": VERSION}).encode()
     auth = base64.b64encode(f"{role}:{secret}".encode()).decode()
     deadline = time.monotonic() + JOIN_RETRY_SECONDS
+    reason = ""
     while True:
         try:
             with urllib.request.urlopen(supervisor_url(server, "/cacerts"), timeout=5) as resp:  # noqa: S310

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Stand-in for a site's image scanner: trivy's JSON report (`trivy image --format json`), or
 grype's (`grype -o json`) when called with --grype.
 
