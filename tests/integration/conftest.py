@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from kubernetes import config
 
 from tests.rig.peers._base import REPO, VENV_BIN, Peer, PeerError
 from tests.rig.peers.keycloak import Keycloak
@@ -210,3 +211,15 @@ def k8s_cluster():
     if started:
         down = _cluster("down", timeout=300)
         assert down.returncode == 0, f"tests/rig/cluster.sh down failed:\n{down.stderr[-4000:]}"
+
+
+@pytest.fixture(scope="module")
+def api(k8s_cluster):
+    """A kubernetes API client for the simulated cluster."""
+    return config.new_client_from_config(config_file=k8s_cluster["kubeconfig"])
+
+
+@pytest.fixture(scope="module")
+def env(k8s_cluster):
+    """Environment that points kubernetes.core (and the plays) at the simulated cluster."""
+    return {"K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"]}

@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 pytestmark = pytest.mark.rig
 
@@ -66,16 +66,6 @@ def split(target):
     if parts[0] in ("pods", "secrets", "configmaps", "services", "persistentvolumeclaims", "events"):
         parts.insert(0, "")
     return parts[0], parts[1], parts[2] if len(parts) > 2 else ""
-
-
-@pytest.fixture(scope="module")
-def api(k8s_cluster):
-    return config.new_client_from_config(config_file=k8s_cluster["kubeconfig"])
-
-
-@pytest.fixture(scope="module")
-def env(k8s_cluster):
-    return {"K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"]}
 
 
 @pytest.fixture(scope="module")

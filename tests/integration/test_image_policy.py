@@ -36,11 +36,6 @@ def dyn(k8s_cluster):
     return DynamicClient(config.new_client_from_config(config_file=k8s_cluster["kubeconfig"]))
 
 
-@pytest.fixture(scope="module")
-def env(k8s_cluster):
-    return {"K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"]}
-
-
 @pytest.fixture
 def policy(dyn):
     """A unique policy name and namespace label; removes both policy objects afterwards."""

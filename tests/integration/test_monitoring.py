@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
 pytestmark = pytest.mark.rig
@@ -22,16 +22,6 @@ TARGET = Path(__file__).parent / "targets" / "monitoring"
 CRDS = yaml.safe_load((TARGET / "files" / "prometheus-operator-crds.yaml").read_text())["items"]
 CRON_JOB = "misp-cron-fetchfeed-29000000"
 ALERTS = ["MispFrontendDown", "MispWorkersUnavailable", "MispCronJobFailed", "MispBackupLate"]
-
-
-@pytest.fixture(scope="module")
-def api(k8s_cluster):
-    return config.new_client_from_config(config_file=k8s_cluster["kubeconfig"])
-
-
-@pytest.fixture(scope="module")
-def env(k8s_cluster):
-    return {"K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"]}
 
 
 @pytest.fixture(scope="module")

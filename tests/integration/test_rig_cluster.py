@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.rig import rig_binary
@@ -37,11 +37,6 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def api(k8s_cluster):
-    return config.new_client_from_config(config_file=k8s_cluster["kubeconfig"])
 
 
 @pytest.fixture
