@@ -23,6 +23,9 @@ step "ansible-test sanity"
 bash scripts/sanity.sh
 
 step "pytest: unit, integration, molecule"
-# The cluster is shared by the whole session; the fixture stops it at the end if it started it.
+# The tests get a cluster of their own, apart from the one scripts/site.sh converges (Longhorn,
+# for one, is cluster-wide); the session fixture starts it and stops it at the end.
+export CTI_RIG_STATE="${CTI_RIG_STATE:-${CTI_RIG_CACHE:-$HOME/.cache/cti-misp-rig}/state-test}"
+export CTI_RIG_CLUSTER="${CTI_RIG_CLUSTER:-cti-misp-test}"
 pytest -p no:cacheprovider "$@"
 step "all checks passed in $((SECONDS - start))s"
