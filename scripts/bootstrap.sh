@@ -12,7 +12,7 @@ want_test=0
 
 # Debian packages: podman hosts, MariaDB/Redis peers, debootstrap for the host image.
 APT_BASE=(python3-venv git rsync openssl curl jq)
-APT_TEST=(podman runc netavark aardvark-dns debootstrap uidmap slirp4netns fuse-overlayfs mariadb-server mariadb-client redis-server shellcheck maven lua5.4)
+APT_TEST=(podman runc netavark aardvark-dns debootstrap uidmap slirp4netns fuse-overlayfs mariadb-server mariadb-client redis-server shellcheck maven lua5.4 rclone)
 pkgs=("${APT_BASE[@]}")
 [[ $want_test == 1 ]] && pkgs+=("${APT_TEST[@]}")
 missing=()

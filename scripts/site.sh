@@ -2,12 +2,19 @@
 # Sets up everything and runs site.yml against the embedded default inventory (inventories/local:
 # the rig's simulated cluster, with an OpenBao dev server as Vault). Safe to run again: the
 # cluster and OpenBao keep running between runs, so secrets keep their values. Extra arguments
-# go to ansible-playbook.
+# go to ansible-playbook; `scripts/site.sh down` stops the OpenBao server and the cluster.
+# CTI_RIG_STATE and CTI_RIG_CLUSTER choose another state directory and cluster (tests/rig/lib.sh).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$REPO"
 step() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 STATE="${CTI_RIG_STATE:-$HOME/.cache/cti-misp-rig/state}/site"
+
+if [[ "${1:-}" == down ]]; then
+  step "stopping OpenBao and the local simulated cluster"
+  .venv/bin/python -m tests.rig.peers.openbao stop --state-dir "$STATE/openbao"
+  exec bash tests/rig/cluster.sh down
+fi
 
 step "set-up (packages, .venv, Kubernetes binaries)"
 bash scripts/bootstrap.sh

@@ -8,12 +8,13 @@ Only ansible.module_utils is used so modules run wherever Ansible runs, without 
 from __future__ import annotations
 
 import json
-import ssl
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
 from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.urls import Request, SSLValidationError, make_context
+
+from ansible_collections.cti.misp_platform.plugins.module_utils._connection import describe_connection_error
 
 # Keep in sync with plugins/doc_fragments/misp_api.py.
 MISP_API_ARGSPEC = {
@@ -133,16 +134,7 @@ class MispApi:
     def _connection_message(self, where, reason):
         if isinstance(reason, TimeoutError):
             return f"{where} timed out after {self.timeout} seconds"
-        if isinstance(reason, ssl.SSLCertVerificationError):
-            return (
-                f"TLS certificate verification failed for {where}: {reason.verify_message or reason}"
-                " (set ca_path, or validate_certs=false)"
-            )
-        if isinstance(reason, ssl.SSLError):
-            return f"TLS failure on {where}: {reason}"
-        if isinstance(reason, ConnectionRefusedError):
-            return f"Connection refused by {where} (is MISP listening there?)"
-        return f"Cannot reach {where}: {reason}"
+        return describe_connection_error(reason, where, "MISP") or f"Cannot reach {where}: {reason}"
 
     @staticmethod
     def _http_error(where, exc):

@@ -15,6 +15,8 @@ import xmlrpc.client
 from urllib.parse import urlsplit, urlunsplit
 from xml.parsers.expat import ExpatError
 
+from ansible_collections.cti.misp_platform.plugins.module_utils._connection import describe_connection_error
+
 # Keep in sync with plugins/doc_fragments/supervisor.py.
 SUPERVISOR_ARGSPEC = {
     "supervisor_url": {"type": "str", "required": True},
@@ -146,15 +148,9 @@ class Supervisor:
                 else ""
             )
             return f"{where} did not answer {method} within {self.timeout} seconds{hint}"
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return (
-                f"TLS certificate verification failed for {where}: {exc.verify_message or exc}"
-                " (set supervisor_ca_path, or supervisor_validate_certs=false)"
-            )
-        if isinstance(exc, ssl.SSLError):
-            return f"TLS failure talking to {where}: {exc}"
-        if isinstance(exc, ConnectionRefusedError):
-            return f"Connection refused by {where} (is its inet_http_server listening there?)"
+        described = describe_connection_error(exc, where, "its inet_http_server", option_prefix="supervisor_")
+        if described:
+            return described
         if isinstance(exc, (xmlrpc.client.ResponseError, ExpatError)):
             return f"{where} did not answer XML-RPC to {method} (is this supervisord's /RPC2?): {exc}"
         return f"Cannot reach {where}: {exc.__class__.__name__}: {exc}"

@@ -25,6 +25,7 @@ from tests.rig.peers.keycloak import Keycloak
 from tests.rig.peers.mariadb import MariaDB
 from tests.rig.peers.openbao import OpenBao
 from tests.rig.peers.redis import Redis
+from tests.rig.peers.s3 import S3
 
 CLUSTER_SH = REPO / "tests" / "rig" / "cluster.sh"
 # A PLAY RECAP line: "localhost   : ok=2    changed=1    unreachable=0    failed=0 ...".
@@ -175,6 +176,13 @@ def mariadb(tmp_path_factory):
 def redis(tmp_path_factory):
     """Redis without persistence: REDIS_HOST, REDIS_PORT, REDIS_PASSWORD."""
     yield from _peer(Redis, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """S3Proxy (real S3 API, filesystem store): S3_ENDPOINT, S3_REGION, S3_BUCKET (created empty at start),
+    S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY."""
+    yield from _peer(S3, tmp_path_factory)
 
 
 # --- simulated cluster --------------------------------------------------------------------------

@@ -1,25 +1,31 @@
 """access_rbac on the rig: what each OIDC group and each MISP service account may do, asked of
-the real RBAC authorizer with SubjectAccessReviews, and the service account audit.
+the real RBAC authorizer with SubjectAccessReviews, and the service account audit, on hand-made
+objects and on every MISP part converged by its role.
 
-The namespace follows the MISP molecule scenario's pattern (molecule-misp-...) with a random
-suffix; it is deleted afterwards.
+The namespaces follow the MISP molecule scenario's pattern (molecule-misp-...) with a random
+suffix; they are deleted afterwards.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.integration._helpers import static_storage_class, static_volume
 
 pytestmark = pytest.mark.rig
 
 TARGET = Path(__file__).parent / "targets" / "access_rbac"
 PREFIX = "oidc:"
 GROUPS = {"readonly": "misp-readonly", "operator": "misp-operators", "admin": "misp-admins"}
-PARTS = ["frontend", "workers", "cron", "database", "redis", "backup"]
+PARTS = ["frontend", "workers", "cron", "database", "redis", "update", "backup", "restore"]
 
 # (verb, group/resource[/subresource], readonly, operator, admin), in the MISP namespace.
 Y, N = True, False
@@ -63,7 +69,8 @@ MATRIX = [
 def split(target):
     """'apps/deployments/scale' -> ('apps', 'deployments', 'scale'); core resources have no group."""
     parts = target.split("/")
-    if parts[0] in ("pods", "secrets", "configmaps", "services", "persistentvolumeclaims", "events"):
+    core = ("pods", "secrets", "configmaps", "services", "persistentvolumeclaims", "events", "serviceaccounts")
+    if parts[0] in (*core, "namespaces", "nodes"):
         parts.insert(0, "")
     return parts[0], parts[1], parts[2] if len(parts) > 2 else ""
 
@@ -163,7 +170,11 @@ def test_oidc_args(run_playbook, tmp_path):
 
 
 def workload(part, account):
-    labels = {"app.kubernetes.io/part-of": "misp", "app.kubernetes.io/component": part}
+    labels = {
+        "app.kubernetes.io/part-of": "misp",
+        "app.kubernetes.io/component": part,
+        "app.kubernetes.io/name": f"misp-{part}",
+    }
     pod = {
         "serviceAccountName": account,
         "automountServiceAccountToken": False,
@@ -253,3 +264,187 @@ def test_service_accounts(api, run_playbook, env, ns, accounts):
     )
     declared = audit(run_playbook, env, ns, access_rbac_audit_api_access={"workers": [], "cron": ["ClusterRole/edit"]})
     assert declared.rc == 0, declared.stdout
+
+
+# --- every MISP part converged by its role ------------------------------------------------------
+
+BACKUP = "misp-20261123T011500Z"
+# Beyond MATRIX, in the MISP namespace: what a stolen token would be used for first.
+SA_EXTRA = [
+    ("create", "secrets"),
+    ("delete", "secrets"),
+    ("create", "configmaps"),
+    ("update", "configmaps"),
+    ("create", "events"),
+    ("get", "serviceaccounts"),
+    ("create", "serviceaccounts/token"),
+]
+# Cluster-wide (no namespace).
+CLUSTER = [
+    ("create", "authentication.k8s.io/tokenreviews"),
+    ("create", "authorization.k8s.io/subjectaccessreviews"),
+    ("list", "namespaces"),
+    ("get", "nodes"),
+    ("list", "pods"),
+    ("list", "secrets"),
+    ("create", "serviceaccounts/token"),
+    ("list", "rbac.authorization.k8s.io/clusterroles"),
+    ("create", "certificates.k8s.io/certificatesigningrequests"),
+]
+# (verb, resource, namespace or "" for cluster-wide) each account may do; anything else in the
+# table is refused. Only misp-vault holds anything: system:auth-delegator, which Vault's
+# Kubernetes auth needs to review the operators' logins (no reviewer JWT given).
+GRANTED = {
+    "misp-vault": {
+        ("create", "authentication.k8s.io/tokenreviews", ""),
+        ("create", "authorization.k8s.io/subjectaccessreviews", ""),
+    }
+}
+WORKLOADS = [("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("batch/v1", "CronJob"), ("batch/v1", "Job")]
+
+
+@pytest.fixture(scope="module")
+def misp(api, k8s_cluster, openbao, run_playbook):
+    """A Pod Security restricted namespace where the vault role, the MISP roles and misp_backup
+    converged twice, then playbooks/restore.yml ran; static volumes stand in for Longhorn.
+    Yields (namespace, [first, second converge, restore])."""
+    name = f"molecule-misp-sa-{secrets.token_hex(3)}"
+    core, storage = client.CoreV1Api(api), client.StorageV1Api(api)
+    rbac = client.RbacAuthorizationV1Api(api)
+    claims = {"misp-files": "ReadWriteMany", "data-misp-db-0": "ReadWriteOnce", "misp-backup": "ReadWriteOnce"}
+    server = yaml.safe_load(Path(k8s_cluster["kubeconfig"]).read_text())["clusters"][0]["cluster"]["server"]
+    extravars = {
+        "cti_kubeconfig": k8s_cluster["kubeconfig"],
+        "misp_namespace": name,
+        "misp_base_url": "https://misp.rbac.test",
+        "misp_image": {"repository": "ghcr.io/misp/misp-docker/misp-core", "tag": "v2.5.31", "digest": ""},
+        "misp_secrets_source": "vault",
+        "vault_url": openbao["VAULT_ADDR"],
+        "vault_token": openbao["VAULT_TOKEN"],
+        "vault_kv_mount": name,
+        "vault_policy_prefix": name,
+        "vault_k8s_role": name,
+        "vault_k8s_host": server,
+        "misp_common_files_storage_class": f"{name}-static",
+        "misp_common_files_size": "1Gi",
+        "misp_database_storage_class": f"{name}-static",
+        "misp_database_size": "1Gi",
+        "misp_backup_pvc_storage_class": f"{name}-static",
+        "misp_backup_pvc_size": "1Gi",
+        "misp_frontend_replicas": 1,
+        "misp_workers_processes": {"default": 1, "email": 1, "cache": 1, "prio": 1, "update": 1},
+        # Bounded waits: kwok makes pods Ready and completes Jobs within seconds.
+        "misp_database_wait_timeout": 180,
+        "misp_redis_wait_timeout": 180,
+        "misp_update_timeout": 180,
+        "misp_frontend_wait_timeout": 180,
+        "misp_workers_wait_timeout": 180,
+        "misp_restore_timeout": 120,
+        "misp_restore_stop_timeout": 120,
+    }
+    storage.create_storage_class(static_storage_class(f"{name}-static"))
+    restricted = {"enforce": "restricted", "enforce-version": "latest"}
+    labels = {f"pod-security.kubernetes.io/{key}": value for key, value in restricted.items()}
+    core.create_namespace({"metadata": {"name": name, "labels": labels}})
+    try:
+        for claim, mode in claims.items():
+            core.create_persistent_volume(static_volume(name, claim, mode, f"{name}-static"))
+        # The vault role reads the cluster's CA from the ConfigMap the controller-manager publishes.
+        for _attempt in range(60):
+            if core.list_namespaced_config_map(name, field_selector="metadata.name=kube-root-ca.crt").items:
+                break
+            time.sleep(1)
+        env = {"K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"]}
+        runs = [run_playbook(TARGET / "misp.yml", extravars, env=env, timeout=1200)]
+        if runs[0].rc == 0:
+            runs.append(run_playbook(TARGET / "misp.yml", extravars, env=env, timeout=1200))
+            restore = {**extravars, "misp_restore_backup_name": BACKUP}
+            runs.append(run_playbook("playbooks/restore.yml", restore, env=env, timeout=1200))
+        yield name, runs
+    finally:
+        core.delete_namespace(name)
+        for claim in claims:
+            core.delete_persistent_volume(f"{name}-{claim}")
+        storage.delete_storage_class(f"{name}-static")
+        try:
+            rbac.delete_cluster_role_binding(f"{name}-vault-auth-delegator")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def test_misp_parts_converge_idempotent_and_restore(misp):
+    _ns, runs = misp
+    assert runs[0].rc == 0, runs[0].stdout[-6000:]
+    _first, again, restore = runs
+    assert again.rc == 0 and again.changed == 0, again.stdout[-6000:]
+    # The restore's Jobs run as misp-restore: without the account they would get no pod.
+    assert restore.rc == 0, restore.stdout[-6000:]
+
+
+def test_misp_pods_run_as_their_parts_account(api, run_playbook, env, misp):
+    ns, runs = misp
+    assert [run.rc for run in runs] == [0, 0, 0], runs[-1].stdout[-6000:]
+    core = client.CoreV1Api(api)
+    accounts = {sa.metadata.name: sa for sa in core.list_namespaced_service_account(ns).items}
+    assert set(accounts) == {"default", "misp-vault", *(f"misp-{part}" for part in PARTS)}
+    assert all(accounts[name].automount_service_account_token is False for name in accounts if name != "default")
+
+    # Every pod template names its part's account (its app.kubernetes.io/name label) and mounts no token.
+    seen = set()
+    for api_version, kind in WORKLOADS:
+        group, version = api_version.split("/")
+        items = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            group, version, ns, kind.lower() + "s", label_selector="app.kubernetes.io/part-of=misp"
+        )["items"]
+        for item in items:
+            spec = item["spec"]
+            pod = (spec["jobTemplate"]["spec"] if kind == "CronJob" else spec)["template"]["spec"]
+            account = item["metadata"]["labels"]["app.kubernetes.io/name"]
+            assert (pod.get("serviceAccountName"), pod.get("automountServiceAccountToken")) == (account, False), (
+                kind,
+                item["metadata"]["name"],
+            )
+            seen.add(account)
+    assert seen == {f"misp-{part}" for part in PARTS}, "a part's pod template is missing"
+
+    pods = core.list_namespaced_pod(ns, label_selector="app.kubernetes.io/part-of=misp").items
+    assert {p.metadata.labels["app.kubernetes.io/name"] for p in pods} >= {
+        "misp-frontend",
+        "misp-workers",
+        "misp-database",
+        "misp-redis",
+        "misp-update",
+        "misp-restore",
+    }
+    for pod in pods:
+        assert pod.spec.service_account_name == pod.metadata.labels["app.kubernetes.io/name"], pod.metadata.name
+        volumes = [v.name for v in pod.spec.volumes or []]
+        assert not [v for v in volumes if v.startswith("kube-api-access")], (pod.metadata.name, volumes)
+
+    # No Role or RoleBinding in the namespace; the only binding of its accounts is Vault's.
+    rbac = client.RbacAuthorizationV1Api(api)
+    assert rbac.list_namespaced_role(ns).items == [] and rbac.list_namespaced_role_binding(ns).items == []
+    bound = {
+        (b.metadata.name, b.role_ref.name, s.name)
+        for b in rbac.list_cluster_role_binding().items
+        for s in b.subjects or []
+        if s.kind == "ServiceAccount" and s.namespace == ns
+    }
+    assert bound == {(f"{ns}-vault-auth-delegator", "system:auth-delegator", "misp-vault")}
+
+    audited = run_playbook(TARGET / "audit.yml", {"access_rbac_audit_namespace": ns}, env=env)
+    assert audited.rc == 0 and audited.changed == 0, audited.stdout
+
+
+@pytest.mark.parametrize("account", [f"misp-{part}" for part in PARTS] + ["misp-vault"])
+def test_misp_account_permissions(api, misp, account):
+    ns, runs = misp
+    assert runs[0].rc == 0, runs[0].stdout[-6000:]
+    user = f"system:serviceaccount:{ns}:{account}"
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"]
+    table = [(verb, target, ns) for verb, target, *_levels in MATRIX + SA_EXTRA] + [(v, t, "") for v, t in CLUSTER]
+    granted = {
+        (verb, target, where) for verb, target, where in table if allowed(api, where, verb, target, user, groups)
+    }
+    assert granted == GRANTED.get(account, set())

@@ -1,12 +1,18 @@
 """The AWX set-up as code: the execution environment builds its context, every job template names
-a playbook of this repository, and every survey variable is an option some role declares.
+a playbook of this repository, every survey variable is an option some role declares, and
+playbooks/awx_configure.yml gives every job template the Vault and kubeconfig credentials, whose
+injectors feed what the plays read.
 
 ``ansible-builder create`` only writes the build context (Containerfile and _build/), so it runs
-offline; building the image itself needs registries and is left to the release pipeline.
+offline; building the image itself needs registries and is left to the release pipeline. AWX
+itself cannot run here (PostgreSQL, receptor, images) and only MISP and RKE2 may have test
+doubles, so the AWX side is checked from the files: job templates, credential types and the
+playbook's tasks.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -122,3 +128,60 @@ def test_awx_configure_refuses_bad_input(run_playbook):
     result = run_playbook("playbooks/awx_configure.yml", {"awx_project_scm_url": "ftp://example.org/repo.git"})
     assert result.rc != 0 and "ftp://example.org/repo.git" in result.stdout
     assert result.changed == 0
+
+
+# --- the kubeconfig credential --------------------------------------------------------------------
+
+# What a play hands kubernetes.core as K8S_AUTH_KUBECONFIG, in either spelling of `environment:`
+# ({K8S_AUTH_KUBECONFIG: "{{ var }}"} or "{{ {'K8S_AUTH_KUBECONFIG': var} | combine(...) }}").
+_KUBECONFIG_FROM = re.compile(r"""K8S_AUTH_KUBECONFIG['"]?\s*:\s*['"]?(?:\{\{\s*)?(\w+)""")
+
+
+def plays(playbook: str) -> list[dict]:
+    """The plays a playbook runs, imported playbooks included."""
+    path = REPO / playbook
+    found = []
+    for play in yaml.safe_load(path.read_text()):
+        imported = play.get("ansible.builtin.import_playbook") or play.get("import_playbook")
+        if imported:
+            found += plays(str((path.parent / imported).relative_to(REPO)))
+        else:
+            found.append(play)
+    return found
+
+
+def test_kubeconfig_credential_type_feeds_the_plays(controller):
+    credential_type = controller["awx_kubeconfig_credential_type"]
+    fields = {f["id"]: f for f in credential_type["inputs"]["fields"]}
+    assert fields["kubeconfig"]["secret"] is True and fields["kubeconfig"]["multiline"] is True
+    injectors = credential_type["injectors"]
+    assert injectors["file"] == {"template.kubeconfig": "{{ kubeconfig }}"}
+    written = "{{ tower.filename.kubeconfig }}"
+    assert injectors["env"] == {"K8S_AUTH_KUBECONFIG": written}
+    # The extra var must be the one the plays turn into K8S_AUTH_KUBECONFIG: an inventory's
+    # cti_kubeconfig names a file that is not in the job's container.
+    assert set(injectors["extra_vars"].values()) == {written}
+    for template in controller["awx_job_templates"]:
+        read = [
+            _KUBECONFIG_FROM.findall(str(play["environment"]))
+            for play in plays(template["playbook"])
+            if "environment" in play
+        ]
+        assert read, f"{template['playbook']}: no play sets K8S_AUTH_KUBECONFIG"
+        for names in read:
+            assert names and set(names) <= set(injectors["extra_vars"]), (template["playbook"], names)
+
+
+def test_every_job_template_gets_both_credentials():
+    """The job template task names the Vault and the kubeconfig credential the play creates."""
+    tasks = {
+        t["name"]: t
+        for play in yaml.safe_load((REPO / "playbooks" / "awx_configure.yml").read_text())
+        for t in play["tasks"]
+    }
+    job_templates = next(t["awx.awx.job_template"] for t in tasks.values() if "awx.awx.job_template" in t)
+    assert job_templates["credentials"].split("+")[0].strip() == (
+        "{{ [awx_vault_credential_name, awx_kubeconfig_credential_name]"
+    )
+    created = [t["awx.awx.credential"]["name"] for t in tasks.values() if "awx.awx.credential" in t]
+    assert sorted(created) == ["{{ awx_kubeconfig_credential_name }}", "{{ awx_vault_credential_name }}"]

@@ -2,7 +2,8 @@
 
 The scripts are rendered from the roles' templates (targets/backup/render.yml) and run as they
 are, the same bytes the ConfigMaps carry (checked against the ConfigMap on the rig). Every check
-of the outcome asks MariaDB, the file system or the API server, never the scripts themselves.
+of the outcome asks MariaDB, the file system, the S3 server (S3Proxy, through rclone as a separate
+client) or the API server, never the scripts themselves.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from pathlib import Path
 
 import pymysql
 import pytest
+import yaml
 from kubernetes import config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
+
+from tests.integration._helpers import static_storage_class, static_volume
 
 TARGET = Path(__file__).parent / "targets" / "backup"
 DB_NAME = "misp_backup_test"
@@ -323,6 +327,163 @@ def test_backup_restore_round_trip(scripts, db, mariadb, tmp_path):
     print(f"dump {dump_seconds:.1f}s, restore {restore_seconds:.1f}s, rows {sum(before['counts'].values())}")
 
 
+# --- the S3 target against a real S3 API (S3Proxy) --------------------------------------------------
+
+ROLE_VARS = Path(__file__).parents[2] / "roles" / "misp_backup" / "vars" / "main.yml"
+PREFIX = "misp"
+
+
+def render(run_playbook, out: Path, **extravars) -> Path:
+    out.mkdir()
+    result = run_playbook(TARGET / "render.yml", {"br_render_dir": str(out), **extravars})
+    assert result.rc == 0, result.stdout + result.stderr
+    return out
+
+
+def s3_vars(s3: dict, bucket: str | None = None) -> dict:
+    return {
+        "misp_backup_database_name": DB_NAME,
+        "misp_backup_keep": 3,
+        "misp_backup_keep_days": 30,
+        "misp_backup_target": "s3",
+        "misp_backup_s3_endpoint": s3["S3_ENDPOINT"],
+        "misp_backup_s3_region": s3["S3_REGION"],
+        "misp_backup_s3_bucket": bucket or s3["S3_BUCKET"],
+        "misp_backup_s3_prefix": PREFIX,
+    }
+
+
+def rclone_env(s3: dict, **override: str) -> dict:
+    """The upload container's RCLONE_CONFIG_S3_*, read from the role's misp_backup_s3_env."""
+    values = {"{{ misp_backup_s3_endpoint }}": s3["S3_ENDPOINT"], "{{ misp_backup_s3_region }}": s3["S3_REGION"]}
+    secret_keys = {"access-key-id": s3["S3_ACCESS_KEY_ID"], "secret-access-key": s3["S3_SECRET_ACCESS_KEY"]}
+    env = {}
+    for item in yaml.safe_load(ROLE_VARS.read_text())["misp_backup_s3_env"]:
+        if "value" in item:
+            env[item["name"]] = values.get(item["value"], item["value"])
+        else:
+            env[item["name"]] = secret_keys[item["valueFrom"]["secretKeyRef"]["key"]]
+    assert not any("{{" in value for value in env.values()), env
+    return {**env, **override}
+
+
+def rclone(s3: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """rclone as an independent client of the peer, to seed and inspect the bucket."""
+    env = {"PATH": os.environ["PATH"], "RCLONE_CONFIG": "/dev/null", **rclone_env(s3)}
+    result = subprocess.run(["rclone", *args], env=env, capture_output=True, timeout=120, check=False)
+    if check:
+        assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+def bucket_listing(s3: dict) -> list[str]:
+    """Every object of every bucket, as bucket/key."""
+    return sorted(rclone(s3, "lsf", "-R", "--files-only", "s3:").stdout.decode().splitlines())
+
+
+@pytest.fixture(scope="module")
+def s3_scripts(run_playbook, tmp_path_factory, s3):
+    return render(run_playbook, tmp_path_factory.mktemp("s3") / "scripts", **s3_vars(s3))
+
+
+def test_s3_upload_retention_and_restore(s3_scripts, db, mariadb, s3, tmp_path):
+    seed(db)
+    before = fingerprint(db)
+    files = tmp_path / "files"
+    (files / "42" / "1337").mkdir(parents=True)
+    (files / "42" / "1337" / "sample.zip").write_bytes(os.urandom(300_000))
+    (files / "feeds cache").mkdir()
+    (files / "feeds cache" / "ünïcode-😀.json").write_text('{"x": "é"}')
+    files_before = tree(files)
+    env = {**script_env(mariadb, tmp_path), **rclone_env(s3)}
+
+    # In the bucket already: complete backups 2, 3, 40 and 400 days old, an upload that stopped
+    # half way (no SHA256SUMS) a day ago, and something that is no backup. Keep 3 and 30 days:
+    # the new backup, 2 and 3 days stay; the half upload would otherwise count as one of the 3.
+    now = datetime.now(UTC)
+    seeded = tmp_path / "seeded"
+    names = {days: (now - timedelta(days=days)).strftime(NAME_FORMAT) for days in (1, 2, 3, 40, 400)}
+    for days, name in names.items():
+        (seeded / name).mkdir(parents=True)
+        (seeded / name / "database.sql.gz").write_bytes(os.urandom(64))
+        if days != 1:
+            (seeded / name / "SHA256SUMS").write_text("")
+    (seeded / "notes").mkdir()
+    (seeded / "notes" / "README").write_text("not a backup")
+    rclone(s3, "copy", str(seeded), f"s3:{s3['S3_BUCKET']}/{PREFIX}")
+
+    result = run(s3_scripts / "backup.sh", "dump", env=env)
+    assert result.returncode == 0, result.stderr
+    (name,) = [p.name for p in (tmp_path / "backup").iterdir()]
+    started = time.monotonic()
+    result = run(s3_scripts / "backup.sh", "upload", env=env)
+    upload_seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert s3["S3_SECRET_ACCESS_KEY"] not in result.stderr
+
+    remote = f"s3:{s3['S3_BUCKET']}/{PREFIX}"
+    listing = rclone(s3, "lsf", "-R", "--files-only", remote).stdout.decode().splitlines()
+    kept = sorted({line.split("/")[0] for line in listing})
+    assert kept == sorted([name, names[2], names[3], "notes"]), (kept, result.stderr)
+    assert sorted(line for line in listing if line.startswith(name)) == [
+        f"{name}/SHA256SUMS",
+        f"{name}/database.sql.gz",
+        f"{name}/files.tar.gz",
+    ]
+    local = tmp_path / "backup" / name
+    for part in ("SHA256SUMS", "database.sql.gz", "files.tar.gz"):
+        assert rclone(s3, "cat", f"{remote}/{name}/{part}").stdout == (local / part).read_bytes(), part
+    rclone(s3, "check", str(local), f"{remote}/{name}")
+
+    # Disaster: the database, the files and the backup volume (an emptyDir in the pod) are gone.
+    with db.cursor() as cur:
+        cur.execute(f"DROP DATABASE {DB_NAME}")
+    (files / "42" / "1337" / "sample.zip").unlink()
+    (files / "stray").write_text("written after the backup")
+    restore_env = {**env, "MISP_BACKUP_DIR": str(tmp_path / "fetched")}
+    missing = run(s3_scripts / "restore.sh", "fetch", "misp-20991231T235959Z", env=restore_env)
+    assert missing.returncode != 0 and "misp-20991231T235959Z not found" in missing.stderr, missing.stderr
+    started = time.monotonic()
+    for step in ("fetch", "check", "run"):
+        result = run(s3_scripts / "restore.sh", step, name, env=restore_env)
+        assert result.returncode == 0, f"{step}: {result.stderr}"
+    restore_seconds = time.monotonic() - started
+    db.select_db(DB_NAME)
+    assert fingerprint(db) == before
+    assert tree(files) == files_before
+    print(f"upload {upload_seconds:.1f}s, fetch and restore {restore_seconds:.1f}s")
+
+
+def test_s3_refuses_bad_credentials_and_missing_bucket(s3_scripts, run_playbook, db, mariadb, s3, tmp_path):
+    env = {**script_env(mariadb, tmp_path), **rclone_env(s3)}
+    (tmp_path / "files").mkdir()
+    assert run(s3_scripts / "backup.sh", "dump", env=env).returncode == 0
+    before = bucket_listing(s3)
+    bucket = s3["S3_BUCKET"]
+
+    wrong_secret = secrets.token_urlsafe(30)
+    for override, cause in (
+        ({"RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": wrong_secret}, "SignatureDoesNotMatch"),
+        ({"RCLONE_CONFIG_S3_ACCESS_KEY_ID": "AKUNKNOWN0000000000"}, "InvalidAccessKeyId"),
+    ):
+        for script, action in (("backup.sh", "upload"), ("restore.sh", "fetch")):
+            args = [action] if action == "upload" else [action, "misp-20260101T000000Z"]
+            result = run(s3_scripts / script, *args, env={**env, **override})
+            assert result.returncode != 0, result.stderr
+            assert f"bucket {bucket} at {s3['S3_ENDPOINT']} refuses the credentials" in result.stderr, result.stderr
+            assert cause in result.stderr and wrong_secret not in result.stderr, result.stderr
+
+    typo = render(run_playbook, tmp_path / "typo", **s3_vars(s3, bucket=f"{bucket}-typo"))
+    for script, args in (("backup.sh", ["upload"]), ("restore.sh", ["fetch", "misp-20260101T000000Z"])):
+        result = run(typo / script, *args, env=env)
+        assert result.returncode != 0, result.stderr
+        assert f"bucket {bucket}-typo at {s3['S3_ENDPOINT']} does not exist" in result.stderr, result.stderr
+
+    # Nothing was written: no bucket created, no object (a SHA256SUMS least of all) added.
+    assert bucket_listing(s3) == before
+    assert sorted(rclone(s3, "lsf", "s3:").stdout.decode().split()) == [f"{bucket}/"]
+
+
 # --- the roles on the rig --------------------------------------------------------------------------
 
 
@@ -338,15 +499,7 @@ def ns(dyn):
     namespaces = dyn.resources.get(api_version="v1", kind="Namespace")
     pvs = dyn.resources.get(api_version="v1", kind="PersistentVolume")
     classes = dyn.resources.get(api_version="storage.k8s.io/v1", kind="StorageClass")
-    # Without a StorageClass of that name the PV controller keeps trying to provision.
-    classes.create(
-        body={
-            "metadata": {"name": f"{name}-static"},
-            "provisioner": "kubernetes.io/no-provisioner",
-            "volumeBindingMode": "Immediate",
-            "reclaimPolicy": "Retain",
-        }
-    )
+    classes.create(body=static_storage_class(f"{name}-static"))
     namespaces.create(
         body={
             "metadata": {
@@ -360,19 +513,7 @@ def ns(dyn):
     )
     claims = {"misp-files": "ReadWriteMany", "misp-backup": "ReadWriteOnce"}
     for claim, mode in claims.items():
-        pvs.create(
-            body={
-                "metadata": {"name": f"{name}-{claim}"},
-                "spec": {
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": [mode],
-                    "storageClassName": f"{name}-static",
-                    "persistentVolumeReclaimPolicy": "Retain",
-                    "hostPath": {"path": f"/tmp/{name}/{claim}"},
-                    "claimRef": {"namespace": name, "name": claim},
-                },
-            }
-        )
+        pvs.create(body=static_volume(name, claim, mode, f"{name}-static"))
     dyn.resources.get(api_version="v1", kind="PersistentVolumeClaim").create(
         namespace=name,
         body={

@@ -1,4 +1,4 @@
-"""The collection as a user gets it: built, installed, documented, with working inventories."""
+"""The collection as a user gets it: built, installed, documented (inventories: test_inventories.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
 MODULES = ("longhorn_volume", "misp_settings", "misp_worker_status")
-GROUPS = {"controller", "k8s_cluster", "rke2_servers", "rke2_agents"}
 
 
 def run(*cmd: str, cwd: Path = REPO, env: dict | None = None) -> str:
@@ -74,10 +73,3 @@ def test_ansible_doc_renders_each_module(module):
     text = run(str(BIN / "ansible-doc"), f"cti.misp_platform.{module}")
     assert "EXAMPLES:" in text
     assert "RETURN VALUES:" in text
-
-
-@pytest.mark.parametrize("env", ["local", "test", "prod"])
-def test_inventory_graph_has_the_same_groups_everywhere(env):
-    graph = run(str(BIN / "ansible-inventory"), "-i", f"inventories/{env}", "--graph")
-    groups = {line.split("@", 1)[1].rstrip(":") for line in graph.splitlines() if "@" in line}
-    assert groups >= GROUPS, graph

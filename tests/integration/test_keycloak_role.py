@@ -19,6 +19,7 @@ import yaml
 from kubernetes import client, config
 
 from tests.integration.test_vault_role import changed_tasks
+from tests.unit.roles.misp_common.test_oidc_config import parse_php_config
 
 pytestmark = [pytest.mark.rig, pytest.mark.slow]
 
@@ -95,6 +96,15 @@ def converged(play, extravars):
 
 
 @pytest.fixture(scope="module")
+def misp_converged(converged, play, core, ns):
+    """keycloak, misp_common and misp_frontend in one play (twice), with the Secrets the vault role wrote."""
+    extra = {"misp_secrets_source": "vault", "misp_frontend_wait": False}
+    first = play("keycloak_misp", **extra)
+    second = play("keycloak_misp", **extra)
+    return first, second, core.read_namespaced_config_map("misp-config", ns).data
+
+
+@pytest.fixture(scope="module")
 def vault_secrets(openbao):
     bao = hvac.Client(url=openbao["VAULT_ADDR"], token=openbao["VAULT_TOKEN"])
 
@@ -109,6 +119,21 @@ def vault_secrets(openbao):
 def claims(jwt: str) -> dict:
     payload = jwt.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def tokens_for(keycloak, user: dict, password: str, client_secret: str) -> dict:
+    """Tokens of the password grant for a test user of client misp."""
+    form = {
+        "grant_type": "password",
+        "client_id": "misp",
+        "client_secret": client_secret,
+        "username": user["username"],
+        "password": password,
+        "scope": "openid",
+    }
+    url = f"{keycloak['KEYCLOAK_URL']}/realms/misp/protocol/openid-connect/token"
+    with urllib.request.urlopen(url, urllib.parse.urlencode(form).encode(), timeout=60) as resp:  # noqa: S310 - loopback
+        return json.load(resp)
 
 
 def test_second_run_changes_nothing(converged):
@@ -129,17 +154,7 @@ def test_published_facts(converged, keycloak):
 
 @pytest.mark.parametrize("user", TEST_USERS, ids=[u["username"] for u in TEST_USERS])
 def test_token_carries_roles_and_issuer(converged, keycloak, vault_secrets, user):
-    form = {
-        "grant_type": "password",
-        "client_id": "misp",
-        "client_secret": vault_secrets["client"],
-        "username": user["username"],
-        "password": vault_secrets["users"][user["username"]],
-        "scope": "openid",
-    }
-    url = f"{keycloak['KEYCLOAK_URL']}/realms/misp/protocol/openid-connect/token"
-    with urllib.request.urlopen(url, urllib.parse.urlencode(form).encode(), timeout=60) as resp:  # noqa: S310 - loopback
-        tokens = json.load(resp)
+    tokens = tokens_for(keycloak, user, vault_secrets["users"][user["username"]], vault_secrets["client"])
     for name in ("access_token", "id_token"):
         got = claims(tokens[name])
         assert got["iss"] == converged[2]["provider_url"]
@@ -170,7 +185,52 @@ def test_client_redirect_uris(converged, keycloak):
     assert [m["config"]["claim.name"] for m in misp["protocolMappers"] if m["name"] == "misp-roles"] == ["roles"]
 
 
-def test_no_secret_in_outputs_or_configmaps(converged, outputs, vault_secrets, extravars, core, ns):
+def test_misp_oidc_second_run_changes_nothing(misp_converged):
+    assert misp_converged[1].changed == 0, changed_tasks(misp_converged[1].stdout)
+
+
+@pytest.mark.parametrize("user", TEST_USERS, ids=[u["username"] for u in TEST_USERS])
+def test_misp_config_matches_the_tokens(misp_converged, converged, keycloak, vault_secrets, core, ns, user):
+    """The issuer MISP checks is the `iss` of real tokens, got with the secret MISP's pods receive."""
+    config = parse_php_config(misp_converged[2]["config.php"])
+    assert config["Security"]["auth"] == ["OidcAuth.Oidc"]
+    oidc = config["OidcAuth"]
+    assert oidc["client_id"] == "misp"
+    assert oidc["client_secret"] == {"env": "MISP_OIDC_CLIENT_SECRET"}
+    assert oidc["role_mapper"] == converged[2]["role_mapper"]
+    secret = core.read_namespaced_secret("misp-oidc", ns).data["client-secret"]
+    tokens = tokens_for(keycloak, user, vault_secrets["users"][user["username"]], base64.b64decode(secret).decode())
+    for name in ("access_token", "id_token"):
+        got = claims(tokens[name])
+        assert got["iss"] == oidc["issuer"] == oidc["provider_url"], name
+        assert got["azp"] == oidc["client_id"], name
+        assert [role for role in got[oidc["roles_property"]] if role in oidc["role_mapper"]], name
+
+
+def test_misp_config_has_no_client_secret(misp_converged, vault_secrets):
+    assert "'client_secret' => getenv('MISP_OIDC_CLIENT_SECRET')" in misp_converged[2]["config.php"]
+    assert not [key for key, text in misp_converged[2].items() if vault_secrets["client"] in text]
+    assert "CakePlugin::load('OidcAuth');" in misp_converged[2]["bootstrap.php"]
+
+
+def test_frontend_takes_client_secret_from_secret(misp_converged, core, ns):
+    apps = client.AppsV1Api(core.api_client)
+    (deployment,) = apps.list_namespaced_deployment(ns, label_selector="app.kubernetes.io/component=frontend").items
+    refs = {
+        container.name: [
+            (env.value_from.secret_key_ref.name, env.value_from.secret_key_ref.key)
+            for env in container.env or []
+            if env.name == "MISP_OIDC_CLIENT_SECRET"
+        ]
+        for container in deployment.spec.template.spec.containers
+    }
+    # php-fpm runs config.php; the value is never inlined in the pod template.
+    assert refs["php-fpm"] == [("misp-oidc", "client-secret")], refs
+    inlined = [e.name for c in deployment.spec.template.spec.containers for e in c.env or [] if e.value is not None]
+    assert "MISP_OIDC_CLIENT_SECRET" not in inlined
+
+
+def test_no_secret_in_outputs_or_configmaps(converged, misp_converged, outputs, vault_secrets, extravars, core, ns):
     values = [
         vault_secrets["client"],
         *vault_secrets["users"].values(),

@@ -6,13 +6,10 @@ Volume's status subresource. Each test works in its own namespace, deleted after
 
 from __future__ import annotations
 
-import itertools
-import json
 import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,23 +18,12 @@ from kubernetes import config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, UnprocessibleEntityError
 
+from tests.integration._helpers import run_module_play
+
 pytestmark = pytest.mark.rig
 
 PLAYBOOK = Path(__file__).parent / "targets" / "longhorn_volume" / "volume.yml"
 GI = 1024**3
-_runs = itertools.count()
-
-
-@dataclass
-class Run:
-    rc: int
-    result: dict
-    output: str
-    changed: int  # tasks the recap counts as changed
-
-    @property
-    def msg(self):
-        return self.result.get("msg", "")
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +61,10 @@ def play(k8s_cluster, run_playbook, tmp_path, ns):
 
     def call(check=False, diff=False, **args):
         args.setdefault("namespace", ns)
-        out = tmp_path / f"result-{next(_runs)}.json"
         env = {"K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"]}
         if diff:
             env["ANSIBLE_DIFF_ALWAYS"] = "true"
-        played = run_playbook(PLAYBOOK, {"lv_args": args, "lv_result_path": str(out)}, check=check, env=env)
-        return Run(played.rc, json.loads(out.read_text()), played.stdout + played.stderr, played.changed)
+        return run_module_play(run_playbook, PLAYBOOK, tmp_path, "lv_args", "lv_result_path", args, check, env)
 
     return call
 

@@ -8,7 +8,6 @@ itself over XML-RPC, not the module. Bad input must leave every worker's state a
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import signal
@@ -17,26 +16,17 @@ import ssl
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.doubles.misp_api import MispApiDouble, default_workers
+from tests.integration._helpers import run_module_play
 from tests.rig.peers.supervisord import Supervisord
 
 PLAYBOOK = Path(__file__).parent / "targets" / "misp_worker_status" / "worker_status.yml"
 QUEUES = ("default", "email", "cache", "prio", "update")
-_runs = itertools.count()
-
-
-@dataclass
-class Run:
-    rc: int
-    result: dict
-    output: str
-    recap: dict
 
 
 @pytest.fixture
@@ -87,14 +77,10 @@ def play(run_playbook, tmp_path):
     """Runs worker_status.yml once with the given module options."""
 
     def call(check=False, diff=False, verbose=False, **args):
-        out = tmp_path / f"result-{next(_runs)}.json"
         env = {"ANSIBLE_DIFF_ALWAYS": "true"} if diff else {}
         if verbose:
             env["ANSIBLE_VERBOSITY"] = "3"
-        rc, stdout, stderr, recap = run_playbook(
-            PLAYBOOK, {"ws_args": args, "ws_result_path": str(out)}, check=check, env=env
-        )
-        return Run(rc, json.loads(out.read_text()), stdout + stderr, recap)
+        return run_module_play(run_playbook, PLAYBOOK, tmp_path, "ws_args", "ws_result_path", args, check, env)
 
     return call
 

@@ -5,7 +5,6 @@ tests/rig/build-promtool.sh) checking and unit-testing the alert rules taken fro
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,8 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
+
+from tests.integration._helpers import temporary_namespace
 
 pytestmark = pytest.mark.rig
 
@@ -26,11 +27,7 @@ ALERTS = ["MispFrontendDown", "MispWorkersUnavailable", "MispCronJobFailed", "Mi
 
 @pytest.fixture(scope="module")
 def ns(api):
-    name = f"mon-test-{secrets.token_hex(3)}"
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
+    yield from temporary_namespace(api, "mon-test")
 
 
 def crds_present(ext):
@@ -136,6 +133,15 @@ def unit_tests(ns):
         "summary": f"MISP is down: no frontend replica is available in {ns}",
         "description": "No available replica of the MISP frontend Deployments for 5m.",
     }
+    backup_late = alert(
+        "MispBackupLate",
+        "critical",
+        {
+            "summary": f"MISP backup is late in {ns}",
+            "description": "No successful run of CronJob misp-backup in the last 26 hours.",
+        },
+        cronjob="misp-backup",
+    )
     return {
         "rule_files": ["rules.yml"],
         "evaluation_interval": "1m",
@@ -211,17 +217,7 @@ def unit_tests(ns):
                     {
                         "eval_time": "27h",
                         "alertname": "MispBackupLate",
-                        "exp_alerts": [
-                            alert(
-                                "MispBackupLate",
-                                "critical",
-                                {
-                                    "summary": f"MISP backup is late in {ns}",
-                                    "description": "No successful run of CronJob misp-backup in the last 26 hours.",
-                                },
-                                cronjob="misp-backup",
-                            )
-                        ],
+                        "exp_alerts": [backup_late],
                     },
                 ],
             },
@@ -233,17 +229,7 @@ def unit_tests(ns):
                     {
                         "eval_time": "27h",
                         "alertname": "MispBackupLate",
-                        "exp_alerts": [
-                            alert(
-                                "MispBackupLate",
-                                "critical",
-                                {
-                                    "summary": f"MISP backup is late in {ns}",
-                                    "description": "No successful run of CronJob misp-backup in the last 26 hours.",
-                                },
-                                cronjob="misp-backup",
-                            )
-                        ],
+                        "exp_alerts": [backup_late],
                     },
                 ],
             },

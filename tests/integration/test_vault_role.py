@@ -28,14 +28,19 @@ CONVERGE = TARGET / "converge.yml"
 ROTATE = Path(__file__).parents[2] / "playbooks" / "rotate_secrets.yml"
 MOUNT = "vt-platform"
 # Kubernetes Secret -> KV path (under MOUNT), as the conventions and the role define them.
-DELIVERED = {
+GENERATED = {
     "misp-database": "misp/database",
     "misp-redis": "misp/redis",
     "misp-app": "misp/app",
     "misp-supervisor": "misp/supervisor",
     "misp-oidc": "misp/oidc",
 }
-KV_PATHS = [*DELIVERED.values(), "platform/rke2"]
+# Site-provided: the test writes it into Vault as a site would; the role only delivers it.
+SITE = {"misp-proxy": "misp/proxy"}
+SITE_SECRETS = [{"name": "proxy", "k8s_secret": "misp-proxy", "keys": ["username", "password"]}]
+DELIVERED = {**GENERATED, **SITE}
+GENERATED_PATHS = [*GENERATED.values(), "platform/rke2"]
+KV_PATHS = [*GENERATED_PATHS, *SITE.values()]
 # Fixed account names, not secrets: everything else in Vault must never be printed.
 NOT_SECRET = {("misp/database", "username"), ("misp/supervisor", "username")}
 
@@ -93,6 +98,7 @@ def base_vars(openbao, k8s_cluster, ns):
         "vault_k8s_host": server,
         "misp_namespace": ns,
         "cti_kubeconfig": k8s_cluster["kubeconfig"],
+        "vault_site_secrets": SITE_SECRETS,
     }
 
 
@@ -135,7 +141,18 @@ def k8s_secret(core, ns, name):
 
 
 @pytest.fixture(scope="module")
-def converged(play, bao, seen):
+def site_values(bao, seen):
+    """The proxy credentials, written into Vault by the test the way the site does (mount first)."""
+    if f"{MOUNT}/" not in bao.sys.list_mounted_secrets_engines()["data"]:
+        bao.sys.enable_secrets_engine("kv", path=MOUNT, options={"version": "2"})
+    values = {"username": f"proxy-{secrets.token_hex(8)}", "password": secrets.token_urlsafe(24)}
+    bao.secrets.kv.v2.create_or_update_secret(path=SITE["misp-proxy"], secret=values, mount_point=MOUNT)
+    seen.update(values.values())
+    return values
+
+
+@pytest.fixture(scope="module")
+def converged(play, bao, seen, site_values):
     """Two converges; returns both results and Vault's values after each."""
     first = play()
     assert first.rc == 0, first.stdout[-6000:]
@@ -160,7 +177,9 @@ def test_generated_values_have_misp_formats(converged):
     assert str(uuid.UUID(app["uuid"])) == app["uuid"]
     assert values["misp/database"]["username"] == "misp"
     assert len(values["platform/rke2"]["token"]) == 64
-    generated = [v for p, kv in values.items() for k, v in kv.items() if (p, k) not in NOT_SECRET]
+    generated = [
+        v for p, kv in values.items() for k, v in kv.items() if p in GENERATED_PATHS and (p, k) not in NOT_SECRET
+    ]
     assert len(set(generated)) == len(generated), "two secrets share a value"
     assert all(len(v) >= 32 for v in generated)
 
@@ -186,6 +205,8 @@ def test_service_account_logs_in_and_reads_only_misp(converged, core, ns, openba
     sa.auth.kubernetes.login(role=ns, jwt=token)
     redis = sa.secrets.kv.v2.read_secret_version(path="misp/redis", mount_point=MOUNT, raise_on_deleted_version=True)
     assert redis["data"]["data"]["password"] == converged[3]["misp/redis"]["password"]
+    proxy = sa.secrets.kv.v2.read_secret_version(path="misp/proxy", mount_point=MOUNT, raise_on_deleted_version=True)
+    assert proxy["data"]["data"] == converged[3]["misp/proxy"]
     with pytest.raises(Forbidden):
         sa.secrets.kv.v2.read_secret_version(path="platform/rke2", mount_point=MOUNT, raise_on_deleted_version=True)
     with pytest.raises(Forbidden):
@@ -196,6 +217,51 @@ def test_kubernetes_secrets_hold_vaults_values(converged, core, ns):
     values = converged[3]
     for name, path in DELIVERED.items():
         assert k8s_secret(core, ns, name) == values[path], name
+
+
+def test_site_secret_delivered_as_vault_holds_it_and_never_written(converged, core, ns, bao, site_values):
+    assert k8s_secret(core, ns, "misp-proxy") == site_values
+    assert converged[2]["misp/proxy"] == converged[3]["misp/proxy"] == site_values
+    # Version 1 is the test's own write: two converges wrote nothing there.
+    meta = bao.secrets.kv.v2.read_secret_metadata(path="misp/proxy", mount_point=MOUNT)["data"]
+    assert meta["current_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("site", "message"),
+    [
+        (
+            [*SITE_SECRETS, {"name": "absent", "k8s_secret": "misp-absent", "keys": ["token"]}],
+            f"{MOUNT}/misp/absent is missing in Vault",
+        ),
+        (
+            [{"name": "proxy", "k8s_secret": "misp-absent", "keys": ["username", "password", "domain"]}],
+            f"{MOUNT}/misp/proxy lacks key domain",
+        ),
+    ],
+    ids=["missing-secret", "missing-key"],
+)
+def test_incomplete_site_secret_fails_before_any_change(converged, play, bao, core, ns, site, message):
+    """A rotation is requested too: it must not happen, nor any Secret be written."""
+    before = vault_values(bao)
+    result = play(vault_site_secrets=site, vault_rotate=["redis.password"])
+    assert result.rc != 0
+    assert message in result.stdout + result.stderr, result.stdout[-4000:]
+    assert result.changed == 0, changed_tasks(result.stdout)
+    assert vault_values(bao) == before
+    with pytest.raises(ApiException) as exc:
+        core.read_namespaced_secret("misp-absent", ns)
+    assert exc.value.status == 404
+
+
+def test_rotating_a_site_secret_is_refused(converged, play, bao):
+    before = vault_values(bao)
+    result = play(ROTATE, rotate="proxy.password")
+    assert result.rc != 0
+    assert 'vault_rotate names site-provided secrets ["proxy"]' in result.stdout, result.stdout[-4000:]
+    assert "Vault cannot invent their values" in result.stdout
+    assert result.changed == 0, changed_tasks(result.stdout)
+    assert vault_values(bao) == before
 
 
 def test_check_mode_changes_nothing(converged, play):
@@ -316,8 +382,33 @@ def closed_port() -> int:
         ({"vault_token": "not-a-token"}, "rejected the token"),
         ({"vault_kv_mount": "absent-mount", "vault_create_mount": False}, "KV mount absent-mount/ is missing"),
         ({"vault_rotate": ["redis.nope"]}, 'vault_rotate names unknown secrets ["redis.nope"]'),
+        (
+            {"vault_site_secrets": [{"name": "redis", "k8s_secret": "misp-proxy", "keys": ["password"]}]},
+            "name 'redis' is that of a generated secret",
+        ),
+        (
+            {"vault_site_secrets": [{"name": "proxy", "k8s_secret": "misp-redis", "keys": ["password"]}]},
+            "k8s_secret 'misp-redis' is delivered from a generated secret",
+        ),
+        (
+            {"vault_site_secrets": [{"name": "proxy", "k8s_secret": "Misp_Proxy", "keys": ["password"]}]},
+            "k8s_secret 'Misp_Proxy' is not a DNS-1123 Secret name",
+        ),
+        (
+            {"vault_site_secrets": [{"name": "proxy", "k8s_secret": "misp-proxy", "keys": []}]},
+            "keys must be a non-empty list of Secret keys (got [])",
+        ),
     ],
-    ids=["unreachable", "wrong-token", "missing-mount", "unknown-rotation"],
+    ids=[
+        "unreachable",
+        "wrong-token",
+        "missing-mount",
+        "unknown-rotation",
+        "site-name-clash",
+        "site-secret-clash",
+        "site-bad-secret-name",
+        "site-no-keys",
+    ],
 )
 def test_bad_vault_fails_before_any_change(play, bao, extra, message):
     mounts_before = set(bao.sys.list_mounted_secrets_engines()["data"])

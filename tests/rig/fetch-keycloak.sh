@@ -10,18 +10,9 @@ if [[ -x "$dest/bin/kc.sh" ]]; then
   log "keycloak $v: cached"
   exit 0
 fi
-command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
-
-# A Maven repository of its own inside the rig cache, so the tarball is stored only once and a
-# wiped ~/.m2 does not lose it.
-repo="$RIG_CACHE/m2"
-artifact="org.keycloak:keycloak-quarkus-dist:$v:tar.gz"
-log "keycloak $v: downloading $artifact"
-mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$repo" \
-  org.apache.maven.plugins:maven-dependency-plugin:3.8.1:get \
-  -Dartifact="$artifact" -Dtransitive=false
-tarball="$repo/org/keycloak/keycloak-quarkus-dist/$v/keycloak-quarkus-dist-$v.tar.gz"
-[[ -f "$tarball" ]] || die "maven did not store $tarball"
+rel="org/keycloak/keycloak-quarkus-dist/$v/keycloak-quarkus-dist-$v.tar.gz"
+maven_get "org.keycloak:keycloak-quarkus-dist:$v:tar.gz" "$rel"
+tarball="$RIG_CACHE/m2/$rel"
 
 # Unpack beside the destination and rename, so an interrupted run leaves no half tree behind.
 mkdir -p "$RIG_CACHE/keycloak"

@@ -13,3 +13,16 @@ mkdir -p "$RIG_CACHE" "$RIG_STATE" "$RIG_BIN"
 
 log() { printf '[rig %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# Fetches one Maven Central artifact (group:artifact:version:packaging[:classifier]) into a
+# Maven repository of the rig's own, $RIG_CACHE/m2, so a wiped ~/.m2 does not lose it; checks
+# that $2, the path inside that repository, is there. --strict-checksums refuses a download
+# that does not match Central's checksum.
+maven_get() {
+  command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
+  log "downloading $1"
+  mvn -B -q --strict-checksums -Dstyle.color=never -Dmaven.repo.local="$RIG_CACHE/m2" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:get \
+    -Dartifact="$1" -Dtransitive=false
+  [[ -f "$RIG_CACHE/m2/$2" ]] || die "maven did not store $RIG_CACHE/m2/$2"
+}

@@ -277,7 +277,7 @@ def test_https_against_plain_http_is_a_tls_failure():
     with rpc_server([info("default_00")]) as server:
         client = Supervisor(params(0, supervisor_url=f"https://127.0.0.1:{server.server_address[1]}"))
         error = raises(client.group_processes, "misp-workers")
-    assert error.message.startswith("TLS failure talking to supervisord at https://127.0.0.1:")
+    assert error.message.startswith("TLS failure on supervisord at https://127.0.0.1:")
 
 
 def test_unreadable_ca_path_names_the_file(tmp_path):

@@ -1,0 +1,29 @@
+# Copyright: cti.misp_platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Wording shared by the collection's HTTP clients for failures below HTTP (internal).
+
+The clients raise their own error types; this keeps what they say about TLS and refused
+connections the same, so a user reads one explanation whichever module hit it.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+
+def describe_connection_error(exc, where, listener, option_prefix=""):
+    """Explain a TLS or refused-connection ``exc`` met talking to ``where``; None for any other error.
+
+    ``listener`` is what should be listening at ``where``; ``option_prefix`` is the client's prefix
+    of its ``ca_path`` and ``validate_certs`` options.
+    """
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS certificate verification failed for {where}: {exc.verify_message or exc}"
+            f" (set {option_prefix}ca_path, or {option_prefix}validate_certs=false)"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failure on {where}: {exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"Connection refused by {where} (is {listener} listening there?)"
+    return None

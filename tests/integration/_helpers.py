@@ -1,0 +1,76 @@
+"""Helpers shared by integration test files (fixtures stay in conftest.py)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+from dataclasses import dataclass
+
+from kubernetes import client
+
+# Result files of one session never collide, even between test files sharing a tmp_path.
+_runs = itertools.count()
+
+
+@dataclass
+class ModuleRun:
+    """One run of a playbook that saves a module's result to a JSON file (see run_module_play)."""
+
+    rc: int
+    result: dict
+    output: str  # stdout and stderr
+    recap: dict  # the PLAY RECAP summed over hosts
+
+    @property
+    def changed(self):
+        """Tasks the recap counts as changed."""
+        return self.recap["changed"]
+
+    @property
+    def msg(self):
+        return self.result.get("msg", "")
+
+
+def run_module_play(run_playbook, playbook, tmp_path, args_var, result_var, args, check=False, env=None):
+    """Run ``playbook`` with the module options ``args`` in ``args_var``; it writes the module's
+    result to the path it gets in ``result_var``."""
+    out = tmp_path / f"result-{next(_runs)}.json"
+    played = run_playbook(playbook, {args_var: args, result_var: str(out)}, check=check, env=env)
+    return ModuleRun(played.rc, json.loads(out.read_text()), played.stdout + played.stderr, played.recap)
+
+
+def temporary_namespace(api, prefix):
+    """Generator for a fixture: a new namespace ``<prefix>-<random>``, deleted at teardown."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+def static_storage_class(name):
+    """A StorageClass with no provisioner: without one of that name the PV controller keeps
+    trying to provision the claims of the static volumes."""
+    return {
+        "metadata": {"name": name},
+        "provisioner": "kubernetes.io/no-provisioner",
+        "volumeBindingMode": "Immediate",
+        "reclaimPolicy": "Retain",
+    }
+
+
+def static_volume(namespace, claim, mode, storage_class):
+    """A 1Gi hostPath PersistentVolume bound in advance to ``claim`` in ``namespace`` (the rig
+    has no storage provisioner; kwok runs no pod that would use the path)."""
+    return {
+        "metadata": {"name": f"{namespace}-{claim}"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": [mode],
+            "storageClassName": storage_class,
+            "persistentVolumeReclaimPolicy": "Retain",
+            "hostPath": {"path": f"/tmp/{namespace}/{claim}"},
+            "claimRef": {"namespace": namespace, "name": claim},
+        },
+    }
