@@ -57,6 +57,12 @@ def test_ca(name: str) -> str:
 
 test_ca.__test__ = False  # a helper, not a test
 INLINE_CA = test_ca("cti inline test CA")
+# A private key where a certificate belongs, made here so that no key is ever committed.
+KEY_PEM = (
+    ec.generate_private_key(ec.SECP256R1())
+    .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    .decode()
+)
 SITE_CA = test_ca("cti site test CA")
 
 
@@ -288,7 +294,7 @@ BAD = [
     ("method", {"misp_common_proxy": {"host": "proxy.corp.test", "port": 3128, "method": "NTLM"}}, "NTLM"),
     (
         "pem",
-        {"misp_common_ca_certificates": [INLINE_CA, "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----"]},
+        {"misp_common_ca_certificates": [INLINE_CA, KEY_PEM]},
         "misp_common_ca_certificates[1] is not a PEM certificate",
     ),
     (
