@@ -6,7 +6,9 @@ import itertools
 import json
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
+import yaml
 from kubernetes import client
 
 # Result files of one session never collide, even between test files sharing a tmp_path.
@@ -73,4 +75,21 @@ def static_volume(namespace, claim, mode, storage_class):
             "hostPath": {"path": f"/tmp/{namespace}/{claim}"},
             "claimRef": {"namespace": namespace, "name": claim},
         },
+    }
+
+
+def vault_role_vars(openbao, kubeconfig, namespace, mount):
+    """The vault role's variables for a test of its own: the OpenBao peer, a KV mount, and
+    policies, Kubernetes auth role and MISP namespace all named after ``namespace``. OpenBao runs
+    beside the simulated apiserver and reaches it at the kubeconfig's address."""
+    server = yaml.safe_load(Path(kubeconfig).read_text())["clusters"][0]["cluster"]["server"]
+    return {
+        "vault_url": openbao["VAULT_ADDR"],
+        "vault_token": openbao["VAULT_TOKEN"],
+        "vault_kv_mount": mount,
+        "vault_policy_prefix": namespace,
+        "vault_k8s_role": namespace,
+        "vault_k8s_host": server,
+        "misp_namespace": namespace,
+        "cti_kubeconfig": kubeconfig,
     }

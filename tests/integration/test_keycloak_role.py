@@ -15,9 +15,9 @@ from pathlib import Path
 
 import hvac
 import pytest
-import yaml
 from kubernetes import client, config
 
+from tests.integration._helpers import vault_role_vars
 from tests.integration.test_vault_role import changed_tasks
 from tests.unit.roles.misp_common.test_oidc_config import parse_php_config
 
@@ -57,16 +57,8 @@ def outputs():
 
 @pytest.fixture(scope="module")
 def extravars(openbao, keycloak, k8s_cluster, ns, tmp_path_factory):
-    server = yaml.safe_load(Path(k8s_cluster["kubeconfig"]).read_text())["clusters"][0]["cluster"]["server"]
     return {
-        "vault_url": openbao["VAULT_ADDR"],
-        "vault_token": openbao["VAULT_TOKEN"],
-        "vault_kv_mount": MOUNT,
-        "vault_policy_prefix": ns,
-        "vault_k8s_role": ns,
-        "vault_k8s_host": server,
-        "misp_namespace": ns,
-        "cti_kubeconfig": k8s_cluster["kubeconfig"],
+        **vault_role_vars(openbao, k8s_cluster["kubeconfig"], ns, MOUNT),
         "keycloak_url": keycloak["KEYCLOAK_URL"],
         "keycloak_admin_username": keycloak["KEYCLOAK_ADMIN_USERNAME"],
         "keycloak_admin_password": keycloak["KEYCLOAK_ADMIN_PASSWORD"],

@@ -21,6 +21,8 @@ from hvac.exceptions import Forbidden
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from tests.integration._helpers import vault_role_vars
+
 pytestmark = [pytest.mark.rig, pytest.mark.slow]
 
 TARGET = Path(__file__).parent / "targets" / "vault"
@@ -88,16 +90,8 @@ def seen():
 
 @pytest.fixture(scope="module")
 def base_vars(openbao, k8s_cluster, ns):
-    server = yaml.safe_load(Path(k8s_cluster["kubeconfig"]).read_text())["clusters"][0]["cluster"]["server"]
     return {
-        "vault_url": openbao["VAULT_ADDR"],
-        "vault_token": openbao["VAULT_TOKEN"],
-        "vault_kv_mount": MOUNT,
-        "vault_policy_prefix": ns,
-        "vault_k8s_role": ns,
-        "vault_k8s_host": server,
-        "misp_namespace": ns,
-        "cti_kubeconfig": k8s_cluster["kubeconfig"],
+        **vault_role_vars(openbao, k8s_cluster["kubeconfig"], ns, MOUNT),
         "vault_site_secrets": SITE_SECRETS,
     }
 
