@@ -93,3 +93,17 @@ def vault_role_vars(openbao, kubeconfig, namespace, mount):
         "misp_namespace": namespace,
         "cti_kubeconfig": kubeconfig,
     }
+
+
+def vault_namespace(core, prefix):
+    """Generator for a fixture: a namespace for the vault role's tests; at teardown it goes with
+    the cluster-wide binding the role gives its service account (system:auth-delegator)."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+    try:
+        client.RbacAuthorizationV1Api(core.api_client).delete_cluster_role_binding(f"{name}-vault-auth-delegator")
+    except client.exceptions.ApiException as exc:
+        if exc.status != 404:
+            raise

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import pytest
 from kubernetes import config
+from kubernetes.dynamic import DynamicClient
 
 from tests.rig.peers._base import REPO, VENV_BIN, Peer, PeerError
 from tests.rig.peers.keycloak import Keycloak
@@ -225,6 +226,12 @@ def k8s_cluster():
 def api(k8s_cluster):
     """A kubernetes API client for the simulated cluster."""
     return config.new_client_from_config(config_file=k8s_cluster["kubeconfig"])
+
+
+@pytest.fixture(scope="module")
+def dyn(api):
+    """A dynamic client (any kind, CRDs included) for the simulated cluster."""
+    return DynamicClient(api)
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,6 @@ from pathlib import Path
 import pymysql
 import pytest
 import yaml
-from kubernetes import config
-from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
 from tests.integration._helpers import static_storage_class, static_volume
@@ -485,11 +483,6 @@ def test_s3_refuses_bad_credentials_and_missing_bucket(s3_scripts, run_playbook,
 
 
 # --- the roles on the rig --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def dyn(k8s_cluster):
-    return DynamicClient(config.new_client_from_config(config_file=k8s_cluster["kubeconfig"]))
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kubernetes import config
-from kubernetes.dynamic import DynamicClient
 
 from tests.rig.peers.supervisord import Supervisord
 
@@ -21,11 +19,6 @@ POD = {
     "automountServiceAccountToken": False,
     "containers": [{"name": "stand-in", "image": "stand-in"}],
 }
-
-
-@pytest.fixture(scope="module")
-def dyn(k8s_cluster):
-    return DynamicClient(config.new_client_from_config(config_file=k8s_cluster["kubeconfig"]))
 
 
 def available(dyn, ns, name, replicas, timeout=120):

@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from kubernetes import config
-from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ApiException, NotFoundError
 
 pytestmark = pytest.mark.rig
@@ -29,11 +27,6 @@ GOOD = f"ghcr.io/misp/misp-docker/misp-core:v2.5.31{DIGEST}"
 GOOD_DB = f"docker.io/library/mariadb:11.4{DIGEST}"
 TAG_ONLY = "ghcr.io/misp/misp-docker/misp-core:v2.5.31"
 FOREIGN = f"quay.io/someone/misp-core:v2.5.31{DIGEST}"
-
-
-@pytest.fixture(scope="module")
-def dyn(k8s_cluster):
-    return DynamicClient(config.new_client_from_config(config_file=k8s_cluster["kubeconfig"]))
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -17,7 +16,7 @@ import hvac
 import pytest
 from kubernetes import client, config
 
-from tests.integration._helpers import vault_role_vars
+from tests.integration._helpers import vault_namespace, vault_role_vars
 from tests.integration.test_vault_role import changed_tasks
 from tests.unit.roles.misp_common.test_oidc_config import parse_php_config
 
@@ -39,15 +38,7 @@ def core(k8s_cluster):
 
 @pytest.fixture(scope="module")
 def ns(core):
-    name = f"kc-test-{secrets.token_hex(3)}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
-    try:
-        client.RbacAuthorizationV1Api(core.api_client).delete_cluster_role_binding(f"{name}-vault-auth-delegator")
-    except client.exceptions.ApiException as exc:
-        if exc.status != 404:
-            raise
+    yield from vault_namespace(core, "kc-test")
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from hvac.exceptions import Forbidden
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tests.integration._helpers import vault_role_vars
+from tests.integration._helpers import vault_namespace, vault_role_vars
 
 pytestmark = [pytest.mark.rig, pytest.mark.slow]
 
@@ -59,16 +59,7 @@ def core(api):
 
 @pytest.fixture(scope="module")
 def ns(core):
-    name = f"vault-test-{secrets.token_hex(3)}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
-    rbac = client.RbacAuthorizationV1Api(core.api_client)
-    try:
-        rbac.delete_cluster_role_binding(f"{name}-vault-auth-delegator")
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+    yield from vault_namespace(core, "vault-test")
 
 
 @pytest.fixture(scope="module")
