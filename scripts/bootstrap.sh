@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Sets up everything the collection needs on a fresh Debian machine; safe to run again.
 #   scripts/bootstrap.sh            controller toolchain (.venv) and collection path
-#   scripts/bootstrap.sh --test     also the packages the test suite's real peers need
+#   scripts/bootstrap.sh --rig      also the local cluster: its Go builds, podman, the real
+#                                   node's packages and images (what scripts/site.sh needs)
+#   scripts/bootstrap.sh --test     also every real peer of the test suite (tests/rig/setup.sh)
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$REPO"
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-want_test=0
-[[ "${1:-}" == "--test" ]] && want_test=1
+mode="${1:-}"
+[[ -z $mode || $mode == --rig || $mode == --test ]] || { echo "usage: $0 [--rig|--test]" >&2; exit 2; }
 
-# Debian packages: podman hosts, MariaDB/Redis peers, debootstrap for the host image.
+# Debian packages. The rig: podman and debootstrap build the hosts and images; runc, socat,
+# iptables, conntrack and catatonit (the pause image) serve the real node. The tests: MariaDB
+# and Redis peers, Maven for Keycloak and S3Proxy, linters.
 APT_BASE=(python3-venv git rsync openssl curl jq)
-APT_TEST=(podman runc netavark aardvark-dns debootstrap uidmap slirp4netns fuse-overlayfs mariadb-server mariadb-client redis-server shellcheck maven lua5.4 rclone)
+APT_RIG=(podman runc netavark aardvark-dns debootstrap uidmap slirp4netns fuse-overlayfs socat iptables conntrack catatonit)
+APT_TEST=(mariadb-server mariadb-client redis-server shellcheck maven lua5.4 rclone)
 pkgs=("${APT_BASE[@]}")
-[[ $want_test == 1 ]] && pkgs+=("${APT_TEST[@]}")
+[[ -n $mode ]] && pkgs+=("${APT_RIG[@]}")
+[[ $mode == --test ]] && pkgs+=("${APT_TEST[@]}")
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -39,7 +45,8 @@ fi
 mkdir -p .venv/ansible_collections/cti
 ln -sfn "$REPO" .venv/ansible_collections/cti/misp_platform
 
-if [[ $want_test == 1 ]]; then
-  bash tests/rig/setup.sh
-fi
+case $mode in
+  --test) bash tests/rig/setup.sh ;;
+  --rig) bash tests/rig/build.sh && bash tests/rig/hosts.sh setup && bash tests/rig/images.sh build ;;
+esac
 step "bootstrap done"

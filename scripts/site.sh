@@ -16,9 +16,8 @@ if [[ "${1:-}" == down ]]; then
   exec bash tests/rig/cluster.sh down
 fi
 
-step "set-up (packages, .venv, Kubernetes binaries)"
-bash scripts/bootstrap.sh
-bash tests/rig/build.sh
+step "set-up (packages, .venv, the local cluster's binaries and images)"
+bash scripts/bootstrap.sh --rig
 export PATH="$REPO/.venv/bin:$PATH"
 
 step "local simulated cluster"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -31,3 +32,9 @@ def versions() -> dict[str, str]:
 def rig_binary(name: str) -> Path:
     """Path of a binary built by build.sh, e.g. ``rig_binary("helm")``."""
     return RIG_CACHE / "bin" / f"{name}-{versions()[_BINARY_VERSIONS[name]]}"
+
+
+def rig_image(name: str) -> str:
+    """Digest-pinned reference of an image that images.sh built and pushed, e.g. ``rig_image("tools")``."""
+    built = json.loads((RIG_CACHE / "images" / "images.json").read_text())
+    return f"{built[name]['repository']}@{built[name]['digest']}"

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The simulated cluster: etcd, kube-apiserver, kube-controller-manager and kube-scheduler built
-# from source (build.sh), and kwok nodes that look like an RKE2 cluster. Pods are scheduled and
-# marked Ready by kwok stages; no container ever runs.
-#   cluster.sh up       start (builds what is missing), wait for the API, print the kubeconfig path
+# The rig's cluster: etcd, kube-apiserver, kube-controller-manager and kube-scheduler built
+# from source (build.sh), kwok nodes that look like an RKE2 cluster (pods there are scheduled and
+# marked Ready by kwok stages; no container runs), and a real node (node.sh) where pods that
+# select and tolerate it run for real.
+#   cluster.sh up       start (builds what is missing), wait for the API and the real node,
+#                       print the kubeconfig path
 #   cluster.sh status   exit 0 and print the kubeconfig path when the API answers
 #   cluster.sh down     stop and leave no process behind
 #   cluster.sh kubectl  run the rig's kubectl against the cluster
 . "$(dirname "$0")/lib.sh"
 
 NAME="${CTI_RIG_CLUSTER:-cti-misp}"
+# shellcheck source=tests/rig/net.sh
+. "$RIG_DIR/net.sh"
 KUBECONFIG_PATH="$RIG_STATE/kubeconfig"
 export KWOK_WORKDIR="$RIG_STATE/kwok"
 KWOKCTL="$RIG_BIN/kwokctl-$KWOK_VERSION"
@@ -24,12 +28,36 @@ api_ready() {
 write_config() {
   local cfg="$RIG_STATE/kwok.yaml" f
   {
-    cat <<'YAML'
+    cat <<YAML
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
   # Every component listens on loopback only.
   bindAddress: 127.0.0.1
+  # Pods on the real node reach the API server through the kubernetes Service (net.sh).
+  kubeApiserverCertSANs: [$RIG_API_SERVICE_IP, $RIG_NODE_IP]
+componentsPatches:
+  - name: kube-apiserver
+    extraArgs:
+      - {key: service-cluster-ip-range, value: $RIG_SERVICE_CIDR}
+      # The kubernetes Service's endpoint: the real node's address, forwarded by node.sh.
+      - {key: advertise-address, value: $RIG_NODE_IP}
+      # The aggregation layer dials metrics-server's pod, not its Service address.
+      - {key: enable-aggregator-routing, value: "true"}
+      # kubectl logs/exec: the API server dials kubelet at its address (the node name resolves
+      # nowhere) and authenticates to it.
+      - {key: kubelet-preferred-address-types, value: InternalIP}
+      - {key: kubelet-client-certificate, value: $KWOK_WORKDIR/clusters/$NAME/pki/admin.crt}
+      - {key: kubelet-client-key, value: $KWOK_WORKDIR/clusters/$NAME/pki/admin.key}
+  - name: kube-controller-manager
+    extraArgs:
+      - {key: service-cluster-ip-range, value: $RIG_SERVICE_CIDR}
+  - name: kwok-controller
+    extraArgs:
+      - {key: node-ip, value: 127.0.0.1}
+      # The real node belongs to its kubelet: kwok manages only nodes annotated as fake.
+      - {key: manage-all-nodes, value: "false"}
+      - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
 YAML
     # kwok v0.8.0 has no built-in stages: the fast set from its own module.
     for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
@@ -101,26 +129,44 @@ install_crds() {
   k wait --for=condition=Established crd --all --timeout=60s >/dev/null
 }
 
+# Starts whatever component of the existing cluster has stopped (kwokctl skips those that run),
+# keeping etcd's data and so every object and its UID. Fails when there is no cluster made from
+# the same configuration, or when its API does not come back.
+restart() {
+  local i
+  [[ -f "$KWOK_WORKDIR/clusters/$NAME/kwok.yaml" ]] && cmp -s "$1" "$RIG_STATE/kwok.yaml.applied" || return 1
+  "$KWOKCTL" start cluster --name "$NAME" >/dev/null 2>&1 || return 1
+  for i in $(seq 1 60); do api_ready && return 0; sleep 1; done
+  return 1
+}
+
 up() {
-  if api_ready; then
+  local config
+  config="$(write_config)"
+  if restart "$config"; then
     install_crds
+    bash "$RIG_DIR/node.sh" up
     echo "$KUBECONFIG_PATH"; return
   fi
   bash "$RIG_DIR/build.sh" >&2
-  # A previous run that died leaves its cluster directory behind.
+  # A cluster of another configuration, or one that cannot start, is made anew.
+  if [[ -d "$KWOK_WORKDIR/clusters/$NAME" ]]; then
+    log "cluster $NAME cannot be restarted as it is: deleting it and creating it anew"
+    bash "$RIG_DIR/node.sh" down
+  fi
   "$KWOKCTL" delete cluster --name "$NAME" --kubeconfig "$KUBECONFIG_PATH" >/dev/null 2>&1 || true
   log "starting cluster $NAME (Kubernetes $K8S_VERSION, kwok $KWOK_VERSION)"
   "$KWOKCTL" create cluster --name "$NAME" --runtime binary \
     --kubeconfig "$KUBECONFIG_PATH" \
-    --config "$(write_config)" \
+    --config "$config" \
     --etcd-binary "$RIG_BIN/etcd-$ETCD_VERSION" \
     --kube-apiserver-binary "$RIG_BIN/kube-apiserver-$K8S_VERSION" \
     --kube-controller-manager-binary "$RIG_BIN/kube-controller-manager-$K8S_VERSION" \
     --kube-scheduler-binary "$RIG_BIN/kube-scheduler-$K8S_VERSION" \
     --kwok-controller-binary "$RIG_BIN/kwok-$KWOK_VERSION" \
-    --extra-args kwok-controller=node-ip=127.0.0.1 \
     --wait 3m >&2
   chmod 0600 "$KUBECONFIG_PATH"
+  cp "$config" "$RIG_STATE/kwok.yaml.applied"
   local i
   for i in $(seq 1 60); do api_ready && break; sleep 1; done
   api_ready || die "kube-apiserver did not become ready; logs in $KWOK_WORKDIR/clusters/$NAME/logs"
@@ -128,15 +174,17 @@ up() {
   create_nodes
   log "installing stand-in CRDs"
   install_crds
+  bash "$RIG_DIR/node.sh" up
   log "cluster ready"
   echo "$KUBECONFIG_PATH"
 }
 
 down() {
+  bash "$RIG_DIR/node.sh" down
   "$KWOKCTL" delete cluster --name "$NAME" --kubeconfig "$KUBECONFIG_PATH" >&2 || true
   # kwokctl stops what it started; make sure nothing of ours survives a half-started cluster.
   pkill -f -- "$KWOK_WORKDIR/clusters/$NAME" 2>/dev/null || true
-  rm -f "$KUBECONFIG_PATH"
+  rm -f "$KUBECONFIG_PATH" "$RIG_STATE/kwok.yaml.applied"
   log "cluster $NAME stopped"
 }
 

@@ -82,29 +82,6 @@ PY
   log "$CONF: rig settings written"
 }
 
-# First bookworm mirror in this machine's apt sources (deb822 or one-line format).
-debian_mirror() {
-  local files=() f
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [[ -f $f ]] && files+=("$f")
-  done
-  ((${#files[@]})) || die "no apt sources found; set CTI_RIG_DEBIAN_MIRROR"
-  awk -v suite="$SUITE" '
-    FILENAME ~ /\.sources$/ { next }
-    $1 == "deb" { sub(/\[[^]]*\]/, ""); if ($3 == suite) { print $2; exit } }
-  ' "${files[@]}" | grep . || awk -v suite="$SUITE" 'BEGIN { RS = "" } FILENAME ~ /\.sources$/ {
-      deb = 0; ok = 0; uri = ""
-      n = split($0, line, "\n")
-      for (i = 1; i <= n; i++) {
-        k = split(line[i], w, /[ \t]+/)
-        if (w[1] == "Types:") for (j = 2; j <= k; j++) if (w[j] == "deb") deb = 1
-        if (w[1] == "Suites:") for (j = 2; j <= k; j++) if (w[j] == suite) ok = 1
-        if (w[1] == "URIs:") uri = w[2]
-      }
-      if (deb && ok && uri != "") { print uri; exit }
-    }' "${files[@]}" | grep . || die "no $SUITE mirror in apt sources; set CTI_RIG_DEBIAN_MIRROR"
-}
-
 build_rootfs() {
   local root=$1 mirror=$2 include
   include="$(IFS=,; echo "${PACKAGES[*]}")"
@@ -136,7 +113,7 @@ remove_tree() {
 
 build_tarball() {
   local tarball=$1 mirror tmp start=$SECONDS
-  mirror="${CTI_RIG_DEBIAN_MIRROR:-$(debian_mirror)}"
+  mirror="$(debian_mirror "$SUITE")"
   tmp="$(mktemp -d "$IMAGES/build.XXXXXX")"
   # shellcheck disable=SC2064 # expand now: the trap must remove this build's tree
   trap "remove_tree '$tmp'" EXIT
