@@ -8,6 +8,7 @@
 #   cluster.sh status   exit 0 and print the kubeconfig path when the API answers
 #   cluster.sh down     stop and leave no process behind
 #   cluster.sh kubectl  run the rig's kubectl against the cluster
+# shellcheck source=tests/rig/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 NAME="${CTI_RIG_CLUSTER:-cti-misp}"

@@ -8,6 +8,7 @@
 #   images.sh registry-down   stop it
 #   images.sh build           the registry and every image (a warm run rebuilds nothing)
 #   images.sh list            print images.json
+# shellcheck source=tests/rig/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 REGISTRY="127.0.0.1:$RIG_REGISTRY_PORT"

@@ -9,6 +9,7 @@
 #   node.sh status  exit 0 when every component runs and the node is Ready
 #   node.sh down    stop everything and leave no process, mount or namespace behind
 # Needs the cluster (cluster.sh up) and the images (images.sh build).
+# shellcheck source=tests/rig/lib.sh
 . "$(dirname "$0")/lib.sh"
 NAME="${CTI_RIG_CLUSTER:-cti-misp}"
 # shellcheck source=tests/rig/net.sh
