@@ -35,6 +35,7 @@ options:
   timeout:
     description:
       - Seconds to wait for each answer of MISP.
+      - Must be a positive number; V(0) and negative values are refused before anything is sent.
     type: float
     default: 30
 """

@@ -21,8 +21,8 @@ options:
   supervisor_user:
     description:
       - User name of the C([inet_http_server]) section (MISP's C(SimpleBackgroundJobs.supervisor_user)).
-      - Sent with HTTP basic auth. Treated as a secret, so Ansible masks its value wherever it
-        appears in output; a user name that is a common word masks that word too.
+      - Sent with HTTP basic auth. A user name is not a secret, so it is not masked in the
+        output; only O(supervisor_password) is.
       - Omit both O(supervisor_user) and O(supervisor_password) when supervisord asks for none.
     type: str
   supervisor_password:
@@ -44,6 +44,7 @@ options:
   supervisor_timeout:
     description:
       - Seconds to wait for each answer of supervisord.
+      - Must be a positive number; V(0) and negative values are refused before anything is sent.
     type: float
     default: 10
 """

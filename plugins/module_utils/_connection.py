@@ -1,14 +1,29 @@
 # Copyright: cti.misp_platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Wording shared by the collection's HTTP clients for failures below HTTP (internal).
+"""Wording and checks shared by the collection's HTTP clients (internal).
 
-The clients raise their own error types; this keeps what they say about TLS and refused
-connections the same, so a user reads one explanation whichever module hit it.
+The clients raise their own error types; this keeps what they say about TLS, refused
+connections and their timeout options the same, so a user reads one explanation whichever
+module hit it.
 """
 
 from __future__ import annotations
 
+import math
 import ssl
+
+
+def positive_seconds(option, value, default):
+    """``value`` (``default`` when None) as seconds; ValueError naming ``option`` unless it is positive.
+
+    A socket takes 0 as "do not wait at all" and refuses a negative value with a bare ValueError:
+    both are refused here, naming the option, before anything is sent.
+    """
+    seconds = default if value is None else value
+    number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    if not (number and math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{option} must be a positive number of seconds, got {value!r}")
+    return seconds
 
 
 def describe_connection_error(exc, where, listener, option_prefix=""):

@@ -169,6 +169,10 @@ def validate(params):
         for option in ("name", "namespace"):
             if (params.get(key) or {}).get(option):
                 _check_name(f"{key}.{option}", params[key][option])
+    # Checked for both states: state=absent waits for the deletion with them.
+    for option in ("wait_timeout", "wait_sleep"):
+        if params[option] < 1:
+            raise LonghornError(f"{option}: must be at least 1 second, got {params[option]}")
     if params["state"] == "absent":
         return
     if params.get("size") is None:
@@ -190,9 +194,6 @@ def validate(params):
         raise LonghornError("encrypted: Longhorn does not encrypt volumes of data_engine v2")
     if (params.get("pv") or params.get("pvc")) and params.get("frontend") == "":
         raise LonghornError("frontend: a volume without frontend cannot back a PersistentVolume")
-    for option in ("wait_timeout", "wait_sleep"):
-        if params[option] < 1:
-            raise LonghornError(f"{option}: must be at least 1 second, got {params[option]}")
     if params["wait"] and not (params.get("wait_for_state") or params.get("wait_for_robustness")):
         raise LonghornError("wait: set wait_for_state and/or wait_for_robustness to say what to wait for")
 

@@ -14,7 +14,10 @@ from urllib.parse import urlsplit
 from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.urls import Request, SSLValidationError, make_context
 
-from ansible_collections.cti.misp_platform.plugins.module_utils._connection import describe_connection_error
+from ansible_collections.cti.misp_platform.plugins.module_utils._connection import (
+    describe_connection_error,
+    positive_seconds,
+)
 
 # Keep in sync with plugins/doc_fragments/misp_api.py.
 MISP_API_ARGSPEC = {
@@ -71,7 +74,10 @@ class MispApi:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise MispApiError(f"Invalid MISP url '{params.get('url')}': expected http(s)://host[:port][/path]")
-        self.timeout = params.get("timeout") or 30
+        try:
+            self.timeout = positive_seconds("timeout", params.get("timeout"), 30)
+        except ValueError as exc:
+            raise MispApiError(str(exc)) from None
         ca_path = params.get("ca_path")
         try:
             # Built once (Request.open builds one per request otherwise, even for http): loading

@@ -32,6 +32,28 @@ BULK_THRESHOLD = 10
 _REDACTED_MESSAGE = "This setting is redacted."
 _INTEGER = re.compile(r"^[+-]?\d+$")
 
+# Settings MISP marks cli_only (MISP/MISP app/Model/Server.php, generateServerSettings(), branch
+# 2.5 at commit 68d1e16f): POST /servers/serverSettingsEdit answers them HTTP 405. Known here so
+# that a run refuses them before its first write, also where MISP shows no definition (the
+# redacted Security.encryption_key) or a release lacks the flag.
+CLI_ONLY_SETTINGS = frozenset(
+    (
+        "GnuPG.binary",
+        "MISP.attachments_dir",
+        "MISP.ca_path",
+        "MISP.python_bin",
+        "MISP.system_setting_db",
+        "MISP.tmpdir",
+        "Security.disable_local_feed_access",
+        "Security.encryption_key",
+        "Security.rest_client_enable_arbitrary_urls",
+    )
+)
+# Names of settings that hold secrets. MISP redacts most (passwords, Security.salt, keys) but not
+# every one in every release (Plugin.ZeroMQ_password, Plugin.S3_aws_secret_key are shown), and it
+# says which only once the settings are read: their values are hidden from the start by name.
+_SECRET_NAME = re.compile(r"(password|passphrase|passwd|secret|salt|token|key)$", re.IGNORECASE)
+
 
 class MispSettingsError(Exception):
     """The run stopped; ``result`` holds what the module reports with the failure."""
@@ -40,6 +62,38 @@ class MispSettingsError(Exception):
         super().__init__(message)
         self.message = message
         self.result = result or {}
+
+
+def is_secret_name(name):
+    """Whether setting ``name`` holds a secret by its name (``..._password``, ``Security.salt``, ``..._key``)."""
+    return bool(_SECRET_NAME.search(str(name)))
+
+
+def _texts(value):
+    """The text forms under which ``value`` could be shown: Ansible masks numbers by their text too."""
+    if isinstance(value, dict):
+        return {text for item in value.values() for text in _texts(item)}
+    if isinstance(value, list):
+        return {text for item in value for text in _texts(item)}
+    if value is None or isinstance(value, bool):
+        return set()
+    text = str(value)
+    return {form for form in (text, text.strip()) if form}
+
+
+def secret_values(params):
+    """Texts of every value of ``secret_settings`` and of ``settings`` named like a secret.
+
+    For AnsibleModule.no_log_values before anything is read or can fail, so that neither a
+    message nor the invocation -vvv shows them, whatever their type.
+    """
+    values = set()
+    for value in (params.get("secret_settings") or {}).values():
+        values |= _texts(value)
+    for name, value in (params.get("settings") or {}).items():
+        if is_secret_name(name):
+            values |= _texts(value)
+    return values
 
 
 def _describe(value):
@@ -150,14 +204,17 @@ def read_bulk(api, names):
 class SettingsRun:
     """One run of misp_settings: read, check everything, then write what differs."""
 
-    def __init__(self, api, params, check_mode=False, hide=None):
+    def __init__(self, api, params, check_mode=False, hide=None, warn=None):
         self.api = api
         self.force = params["force"]
         self.redacted_policy = params["redacted"]
         self.check_mode = check_mode
         # Called with each value that must never be shown (AnsibleModule.no_log_values.add).
         self.hide = hide or (lambda value: None)
+        # Called with each warning for the user (AnsibleModule.warn).
+        self.warn = warn or (lambda message: None)
         self.wanted, self.secret = self._merge(params.get("settings") or {}, params.get("secret_settings") or {})
+        self.secret.update(name for name in self.wanted if is_secret_name(name))
         strategy = params["read_strategy"]
         if strategy == "auto":
             strategy = "bulk" if len(self.wanted) > BULK_THRESHOLD else "each"
@@ -186,7 +243,8 @@ class SettingsRun:
         else:
             self.requests["get"] += len(names)
             definitions = read_each(self.api, names)
-        changes, redacted_writes = self._plan(definitions, result)
+        changes, redacted_writes, skipped = self._plan(definitions, result)
+        self._warn_skipped(skipped)
         for name, _before, after in changes + redacted_writes:
             if not self.check_mode:
                 self._write(name, after, result)
@@ -214,8 +272,12 @@ class SettingsRun:
         return MASK if name in self.secret else value
 
     def _plan(self, definitions, result):
-        """(changes, redacted writes) as (name, before, after); MispSettingsError naming every bad entry."""
-        invalid, changes, redacted_writes = {}, [], []
+        """(changes, redacted writes, skipped redacted settings); MispSettingsError naming every bad entry.
+
+        Changes and writes are (name, before, after). Nothing is written before this returns, so
+        every setting MISP would refuse for a reason known beforehand is refused here.
+        """
+        invalid, changes, redacted_writes, skipped = {}, [], [], []
         for name, value in self.wanted.items():
             definition = definitions.get(name)
             if definition is None:
@@ -224,8 +286,9 @@ class SettingsRun:
             redacted = bool(definition.get("redacted")) or definition.get("value") == MASK
             if redacted:
                 self.secret.add(name)
-            if name in self.secret and isinstance(value, str) and value:
-                self.hide(value)
+            if name in self.secret:
+                for text in _texts(value):
+                    self.hide(text)
             try:
                 after = coerce(definition, value) if not redacted else self._coerce_secret(value)
             except ValueError as exc:
@@ -234,19 +297,22 @@ class SettingsRun:
                     message = message.replace(_describe(value), "the secret value")
                 invalid[name] = message
                 continue
+            cli_only = name in CLI_ONLY_SETTINGS or bool(definition.get("cli_only"))
             if redacted:
                 result["redacted_settings"].append(name)
-                if self.redacted_policy == "write":
+                if self.redacted_policy == "skip":
+                    skipped.append((name, cli_only))
+                elif cli_only:
+                    invalid[name] = f"{_cli_only(name)}, not through the API"
+                else:
                     redacted_writes.append((name, MASK, after))
                 continue
             before = definition.get("value")
             if normalise(definition, before) == after:
                 result["unchanged_settings"].append(name)
-            elif definition.get("cli_only"):
-                invalid[name] = (
-                    f"can only be changed on the MISP command line (cake Admin setSetting {name} ...), "
-                    f"not through the API; MISP has {_describe(self._shown(name, before))}"
-                )
+            elif cli_only:
+                shown = _describe(self._shown(name, before))
+                invalid[name] = f"{_cli_only(name)}, not through the API; MISP has {shown}"
             else:
                 changes.append((name, before, after))
         if invalid:
@@ -256,7 +322,19 @@ class SettingsRun:
                 + "; ".join(f"{name}: {reason}" for name, reason in invalid.items()),
                 result,
             )
-        return changes, redacted_writes
+        return changes, redacted_writes, skipped
+
+    def _warn_skipped(self, skipped):
+        """Warn of the redacted settings asked for and left unwritten by redacted=skip, ``(name, cli_only)``."""
+        cli = [name for name, cli_only in skipped if cli_only]
+        writable = [name for name, cli_only in skipped if not cli_only]
+        if writable:
+            self.warn(
+                "Not written, because MISP hides the current value of these redacted settings and redacted is "
+                f"skip: {', '.join(writable)}. Set redacted: write to write them (on every run)."
+            )
+        for name in cli:
+            self.warn(f"Not written: {name} is redacted, and {_cli_only(name)}, not through the API.")
 
     @staticmethod
     def _coerce_secret(value):
@@ -272,17 +350,18 @@ class SettingsRun:
                 "/servers/serverSettingsEdit/" + quote(name, safe=""), {"value": value, "force": self.force}
             )
         except MispApiError as exc:
-            raise MispSettingsError(self._refusal(name, value, exc), self._partial(result, name)) from None
+            raise MispSettingsError(
+                _with_written(self._refusal(name, value, exc), result), self._partial(result, name)
+            ) from None
         if not (isinstance(answer, dict) and answer.get("saved")):
             raise MispSettingsError(
-                f"MISP did not save {name}: unexpected answer {answer!r}", self._partial(result, name)
+                _with_written(f"MISP did not save {name}: unexpected answer {answer!r}", result),
+                self._partial(result, name),
             )
 
     def _refusal(self, name, value, exc):
         if exc.status == 405:
-            return (
-                f"{name} can only be changed on the MISP command line (cake Admin setSetting {name} ...): {exc.message}"
-            )
+            return f"{name} {_cli_only(name)}: {exc.message}"
         if exc.status == 403 and isinstance(exc.body, dict) and "errors" in exc.body:
             return f"MISP refused {name} = {_describe(self._shown(name, value))}: {exc.body['errors']}"
         return f"Writing {name} failed: {exc.message}"
@@ -296,3 +375,14 @@ class SettingsRun:
             "redacted_written": list(result["redacted_written"]),
             "failed_setting": failed,
         }
+
+
+def _cli_only(name):
+    return f"can only be changed on the MISP command line (cake Admin setSetting {name} ...)"
+
+
+def _with_written(message, result):
+    """``message`` of a write MISP refused, saying what this run had already written."""
+    written = result["changed_settings"] + result["redacted_written"]
+    ending = f"Already written: {', '.join(written)}." if written else "Nothing was written."
+    return f"{message}{'' if message.endswith('.') else '.'} {ending}"

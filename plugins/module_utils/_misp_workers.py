@@ -12,6 +12,7 @@ import time
 
 from ansible.module_utils.common.validation import check_type_int
 
+from ansible_collections.cti.misp_platform.plugins.module_utils._connection import positive_seconds
 from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import (
     MISP_API_ARGSPEC,
     MispApi,
@@ -41,6 +42,9 @@ MISP_OPINION_REQUIRED_TOGETHER = [["url", "api_key"]]
 # a group stop ends in. STARTING and BACKOFF are supervisord's own attempts; startProcess refuses
 # them (ALREADY_STARTED).
 STOPPED_STATES = frozenset(("STOPPED", "EXITED", "FATAL"))
+# Ended, or failing to start, without being stopped: what MISP's worker page marks dead. STOPPED is
+# reported apart (stopped on purpose); STARTING and STOPPING are on their way and in neither.
+DEAD_STATES = frozenset(("EXITED", "FATAL", "BACKOFF", "UNKNOWN"))
 POLL_INTERVAL = 0.5
 
 
@@ -94,14 +98,30 @@ def process_view(info):
     }
 
 
-def summarize(infos, wanted):
-    """Per-queue report of the group's processes against ``wanted``, listed queues first."""
-    queues = {name: {"wanted": count, "running": 0, "processes": []} for name, count in wanted.items()}
+def _queue_entry(wanted):
+    return {"wanted": wanted, "configured": 0, "running": 0, "dead": [], "stopped": [], "processes": []}
+
+
+def summarize(infos, wanted, all_configured=False):
+    """Per-queue report of the group's processes against ``wanted``, listed queues first.
+
+    With ``all_configured`` (the module's ``queues`` omitted), a queue of ``wanted`` needs every
+    process the group configures for it RUNNING, and at least its count.
+    """
+    queues = {name: _queue_entry(count) for name, count in wanted.items()}
     for info in sorted(infos, key=lambda i: i["name"]):
-        entry = queues.setdefault(queue_of(info["name"]), {"wanted": 0, "running": 0, "processes": []})
+        entry = queues.setdefault(queue_of(info["name"]), _queue_entry(0))
         entry["processes"].append(process_view(info))
-        entry["running"] += info["statename"] == "RUNNING"
-    for entry in queues.values():
+        state = info["statename"]
+        entry["running"] += state == "RUNNING"
+        if state in DEAD_STATES:
+            entry["dead"].append(info["name"])
+        elif state == "STOPPED":
+            entry["stopped"].append(info["name"])
+    for name, entry in queues.items():
+        entry["configured"] = len(entry["processes"])
+        if all_configured and name in wanted:
+            entry["wanted"] = max(entry["wanted"], entry["configured"])
         entry["healthy"] = entry["running"] >= entry["wanted"]
     return queues
 
@@ -169,6 +189,9 @@ class WorkersRunner:
         self.state = params["state"]
         self.wait_timeout = params["wait_timeout"]
         self.wanted = wanted_counts(params)
+        # Without queues, every configured worker of MISP's queues must run, as MISP's worker page
+        # marks any that does not dead.
+        self.all_configured = params.get("queues") is None
         self.check_mode = check_mode
         self._clock = clock
         self._sleep = sleep
@@ -176,7 +199,7 @@ class WorkersRunner:
         self.restarted = []
 
     def read(self):
-        return summarize(self.supervisor.group_processes(self.group), self.wanted)
+        return summarize(self.supervisor.group_processes(self.group), self.wanted, self.all_configured)
 
     def run(self):
         before = self.read()
@@ -274,7 +297,15 @@ def execute(params, check_mode=False):
     Both clients are built, and so every option checked, before supervisord is asked anything.
     """
     runner = WorkersRunner(Supervisor(params), params, check_mode)
-    api = MispApi(params) if params.get("url") else None
+    if params.get("url"):
+        api = MispApi(params)
+    else:
+        api = None
+        try:
+            # Unused without url, but a bad value is a mistake all the same.
+            positive_seconds("timeout", params.get("timeout"), 30)
+        except ValueError as exc:
+            raise WorkersError(str(exc)) from None
     try:
         result = runner.run()
     except WorkersError as exc:

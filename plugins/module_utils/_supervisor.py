@@ -15,12 +15,17 @@ import xmlrpc.client
 from urllib.parse import urlsplit, urlunsplit
 from xml.parsers.expat import ExpatError
 
-from ansible_collections.cti.misp_platform.plugins.module_utils._connection import describe_connection_error
+from ansible_collections.cti.misp_platform.plugins.module_utils._connection import (
+    describe_connection_error,
+    positive_seconds,
+)
 
 # Keep in sync with plugins/doc_fragments/supervisor.py.
 SUPERVISOR_ARGSPEC = {
     "supervisor_url": {"type": "str", "required": True},
-    "supervisor_user": {"type": "str", "no_log": True},
+    # Not no_log: a user name is no secret, and Ansible masks a no_log value wherever it appears
+    # in any message ("supervisor" would mangle every "supervisord").
+    "supervisor_user": {"type": "str"},
     "supervisor_password": {"type": "str", "no_log": True},
     "supervisor_validate_certs": {"type": "bool", "default": True},
     "supervisor_ca_path": {"type": "path"},
@@ -100,7 +105,10 @@ class Supervisor:
 
     def __init__(self, params):
         self.url = rpc_url(params.get("supervisor_url"))
-        self.timeout = params.get("supervisor_timeout") or 10
+        try:
+            self.timeout = positive_seconds("supervisor_timeout", params.get("supervisor_timeout"), 10)
+        except ValueError as exc:
+            raise SupervisorError(str(exc)) from None
         user, password = params.get("supervisor_user"), params.get("supervisor_password")
         if (user is None) != (password is None):
             raise SupervisorError("supervisor_user and supervisor_password go together: set both or neither")

@@ -154,11 +154,13 @@ options:
   wait_timeout:
     description:
       - Seconds to wait before failing with the state last seen.
+      - At least V(1), whatever O(state); a smaller value is refused before anything is sent.
     type: int
     default: 120
   wait_sleep:
     description:
       - Seconds between two reads of the volume while waiting.
+      - At least V(1), whatever O(state); a smaller value is refused before anything is sent.
     type: int
     default: 2
 requirements:

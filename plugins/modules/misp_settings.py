@@ -27,6 +27,11 @@ options:
         whole numbers (or strings of digits); string settings strings, which are trimmed as MISP
         trims them. Settings with options take one of the option keys.
       - Values are shown in the output and the diff; put secrets in O(secret_settings).
+      - Settings named like a secret, that is ending in C(password), C(passphrase), C(passwd),
+        C(secret), C(salt), C(token) or C(key) (C(Security.salt), C(Security.encryption_key),
+        C(Plugin.Cortex_authkey), C(SimpleBackgroundJobs.redis_password)...), are treated as if
+        given in O(secret_settings). Their values, of any type, are masked from the start of the
+        run, also in the module's arguments shown at C(-vvv) and when MISP cannot be read.
     type: dict
     default: {}
   secret_settings:
@@ -46,7 +51,8 @@ options:
     description:
       - What to do with settings MISP redacts (passwords, C(Security.salt),
         C(Security.encryption_key)...). MISP never reveals their values, so they cannot be compared.
-      - V(skip) leaves them untouched and lists them in RV(redacted_settings).
+      - V(skip) leaves them untouched, lists them in RV(redacted_settings) and warns, naming each
+        one left unwritten and this option.
       - V(write) writes them on every run (not in check mode) and lists them in
         RV(redacted_written). Because the module cannot tell whether the value differed, these
         writes do not make the task C(changed); use it when (re)installing a secret.
@@ -84,10 +90,17 @@ notes:
   - Writes cost one request per setting that differs; MISP has no bulk edit.
   - Errors found before writing (unknown names, values of the wrong type, values outside the
     options, CLI-only settings that differ) are all reported at once and nothing is written. If
-    MISP refuses an edit, the settings written before it stay written and are listed in
-    RV(changed_settings) of the failure, with RV(failed_setting).
-  - Settings MISP marks CLI-only (for example C(MISP.system_setting_db)) cannot be changed
-    through the API; the module fails when such a setting differs.
+    MISP refuses an edit, the settings written before it stay written; the message names them
+    (or says that nothing was written), and RV(changed_settings) and RV(redacted_written) of the
+    failure list them, with RV(failed_setting).
+  - Settings MISP marks CLI-only cannot be changed through the API (MISP answers HTTP 405). The
+    module refuses, before writing anything, such a setting that differs, and one whose value
+    MISP hides with O(redacted=write). It knows the CLI-only settings of MISP 2.5
+    (C(GnuPG.binary), C(MISP.attachments_dir), C(MISP.ca_path), C(MISP.python_bin),
+    C(MISP.system_setting_db), C(MISP.tmpdir), C(Security.disable_local_feed_access),
+    C(Security.encryption_key), C(Security.rest_client_enable_arbitrary_urls)) besides what
+    MISP's own definition of a setting says; with O(redacted=skip) a redacted CLI-only setting is
+    left unwritten with a warning.
   - Requires a site administrator's API key.
 seealso:
   - name: MISP server settings
@@ -192,6 +205,7 @@ from ansible_collections.cti.misp_platform.plugins.module_utils._misp_settings i
     MISP_SETTINGS_ARGSPEC,
     MispSettingsError,
     SettingsRun,
+    secret_values,
 )
 
 
@@ -201,8 +215,11 @@ def argspec():
 
 def main():
     module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+    # Before anything can fail (a bad url, a wrong key), so that no output shows them.
+    module.no_log_values.update(secret_values(module.params))
     try:
-        run = SettingsRun(MispApi(module.params), module.params, module.check_mode, module.no_log_values.add)
+        api = MispApi(module.params)
+        run = SettingsRun(api, module.params, module.check_mode, module.no_log_values.add, module.warn)
         result = run.run()
     except MispSettingsError as exc:
         module.fail_json(msg=exc.message, **exc.result)

@@ -11,7 +11,9 @@ version_added: 0.1.0
 description:
   - Reads the processes of MISP's C(misp-workers) group from supervisord's XML-RPC API, the
     same API MISP itself uses (C(SimpleBackgroundJobs)), and judges each queue healthy when it
-    has at least the wanted number of C(RUNNING) processes.
+    has at least the wanted number of C(RUNNING) processes. By default every process the group
+    configures for MISP's queues must run, see O(queues); dead and stopped processes are
+    reported per queue.
   - With O(state=running), starts the workers of the listed queues that are C(STOPPED),
     C(EXITED) or C(FATAL) and waits until every listed queue is healthy.
   - With O(state=restarted), stops the whole group and starts it again, as MISP's
@@ -43,7 +45,10 @@ options:
         the queue (C(numprocs)).
       - Processes belong to the queue named before the first C(_) of their name
         (C(default_00) serves V(default)), as MISP reads them.
-      - When omitted, V(default), V(email), V(cache), V(prio) and V(update) with one process each.
+      - When omitted, V(default), V(email), V(cache), V(prio) and V(update), each needing every
+        process the group configures for it C(RUNNING), and at least one. So a configured worker
+        that is not running makes its queue unhealthy, as MISP's worker page shows it dead. List
+        a queue with a smaller count to accept fewer.
       - Queues of the group that are not listed are reported but not judged nor started.
     type: dict
   wait_timeout:
@@ -135,8 +140,11 @@ queues:
   sample:
     default:
       wanted: 1
+      configured: 1
       running: 1
       healthy: true
+      dead: []
+      stopped: []
       processes:
         - name: default_00
           state: RUNNING
@@ -145,7 +153,13 @@ queues:
           description: pid 4242, uptime 0:05:10
   contains:
     wanted:
-      description: C(RUNNING) processes the queue needs at least.
+      description:
+        - C(RUNNING) processes the queue needs at least; when O(queues) is omitted, every
+          process the group configures for it (at least one).
+      type: int
+      returned: always
+    configured:
+      description: Processes the group configures for the queue (C(numprocs)).
       type: int
       returned: always
     running:
@@ -156,6 +170,20 @@ queues:
       description: Whether RV(queues.running) is at least RV(queues.wanted).
       type: bool
       returned: always
+    dead:
+      description:
+        - Processes that ended, or fail to start, without being stopped (C(EXITED), C(FATAL),
+          C(BACKOFF), C(UNKNOWN)); MISP's worker page shows them dead.
+      type: list
+      elements: str
+      returned: always
+      sample: [default_01]
+    stopped:
+      description: Processes stopped on purpose (C(STOPPED)); supervisord does not start them by itself.
+      type: list
+      elements: str
+      returned: always
+      sample: []
     processes:
       description: The queue's processes as supervisord reports them, sorted by name.
       type: list

@@ -235,3 +235,102 @@ def test_force_saves_what_misp_advises_against(run_playbook, misp):
     )
     assert rc == 0, result["msg"]
     assert misp.posts() == [("POST", "/servers/serverSettingsEdit/MISP.log_paranoid", {"value": True, "force": True})]
+
+
+# --- issue 21: what a new user tripped over ------------------------------------------------------
+
+
+def test_skipped_redacted_setting_is_warned_about_naming_the_option(run_playbook, misp):
+    extravars = variables(
+        misp,
+        misp_settings={"MISP.live": False},
+        misp_secret_settings={"SimpleBackgroundJobs.redis_password": "redis-pw-8c1e"},
+    )
+    rc, result, _output = play(run_playbook, extravars)
+    assert rc == 0, result["msg"]
+    assert result["redacted_settings"] == ["SimpleBackgroundJobs.redis_password"]
+    assert result["warnings"] == [
+        "Not written, because MISP hides the current value of these redacted settings and redacted is skip: "
+        "SimpleBackgroundJobs.redis_password. Set redacted: write to write them (on every run)."
+    ]
+    assert misp.settings["SimpleBackgroundJobs.redis_password"] == ""
+
+    rc, _result, output = play(run_playbook, extravars, json_output=False)
+    assert rc == 0
+    assert "[WARNING]: Not written, because MISP hides" in output
+    assert "redis-pw-8c1e" not in output
+
+
+def test_known_cli_only_setting_is_refused_before_the_first_write(run_playbook, misp):
+    # MISP redacts Security.encryption_key, so its definition (and cli_only flag) is never read.
+    before = misp.settings
+    extravars = variables(
+        misp,
+        misp_settings={"MISP.live": False},
+        misp_secret_settings={"Security.encryption_key": "k" * 32},
+        misp_redacted="write",
+    )
+    rc, result, _output = play(run_playbook, extravars)
+    assert rc == 2
+    assert result["msg"] == (
+        "Invalid MISP settings, nothing was written: Security.encryption_key: can only be changed on the MISP "
+        "command line (cake Admin setSetting Security.encryption_key ...), not through the API"
+    )
+    assert misp.posts() == []
+    assert misp.settings == before
+
+
+def test_405_mid_run_names_what_was_already_written(run_playbook):
+    # A MISP release that also marks the redacted GnuPG.password CLI-only: only its 405 tells.
+    with MispApiDouble(api_key=KEY, cli_only=["GnuPG.password"]) as misp:
+        extravars = variables(
+            misp,
+            misp_settings={"MISP.live": False},
+            misp_secret_settings={"GnuPG.password": "gpg-pass-41d0"},
+            misp_redacted="write",
+        )
+        rc, result, output = play(run_playbook, extravars)
+        assert rc == 2
+        assert result["msg"].startswith(
+            "GnuPG.password can only be changed on the MISP command line (cake Admin setSetting GnuPG.password ...)"
+        )
+        assert result["msg"].endswith("edited via the CLI. Already written: MISP.live.")
+        assert result["changed_settings"] == ["MISP.live"]
+        assert result["failed_setting"] == "GnuPG.password"
+        assert misp.settings["MISP.live"] is False
+        assert "gpg-pass-41d0" not in output
+
+
+CANARY = 918273645
+
+
+@pytest.mark.parametrize("wrong_key", [False, True], ids=["success", "wrong-key"])
+def test_secret_named_values_never_reach_vvv_output(run_playbook, misp, wrong_key):
+    # A number, and a string MISP's settings list would only mark redacted once read: with a
+    # wrong key it is never read.
+    extravars = variables(
+        misp,
+        misp_settings={"SimpleBackgroundJobs.redis_password": CANARY, "Security.salt": f"salt-canary-{CANARY}-" * 2},
+        misp_redacted="write",
+    )
+    if wrong_key:
+        extravars["misp_api_key"] = "not-the-key"
+    rc, _result, output = play(run_playbook, extravars, verbose=True, json_output=False)
+    assert rc == (2 if wrong_key else 0), output
+    assert "<localhost> EXEC" in output  # -vvv was in effect
+    assert "module_args:" in output  # and so were the module's arguments
+    assert str(CANARY) not in output
+    if not wrong_key:
+        assert misp.settings["SimpleBackgroundJobs.redis_password"] == str(CANARY)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expected"),
+    [(0, "timeout must be a positive number of seconds, got 0.0"), (-1, "got -1.0")],
+)
+def test_non_positive_timeout_is_refused_before_any_request(run_playbook, misp, timeout, expected):
+    rc, result, _output = play(run_playbook, variables(misp, misp_settings={"MISP.live": False}, misp_timeout=timeout))
+    assert rc == 2
+    assert result["msg"].startswith("timeout must be a positive number of seconds")
+    assert expected in result["msg"]
+    assert misp.requests == []

@@ -34,8 +34,11 @@ def start_rig(tmp_path):
     """Starts supervisord rigs on demand; stops them and checks no worker outlives them."""
     started = []
 
-    def start(**kwargs):
+    def start(user=None, **kwargs):
         peer = Supervisord(tmp_path / f"supervisord-{len(started)}", **kwargs)
+        if user:
+            # Before start: the configuration it writes holds the user name.
+            peer.user = user
         peer.start()
         started.append((peer, []))
         started[-1][1].extend(p["pid"] for p in peer.processes().values() if p["pid"])
@@ -202,6 +205,55 @@ def test_a_crashing_worker_fails_running_at_the_timeout_naming_its_queue(play, s
     assert all(p["statename"] == "RUNNING" for n, p in peer.processes().items() if n != "update_00")
 
 
+def test_a_configured_worker_that_died_makes_its_queue_unhealthy(play, start_rig):
+    # MISP's worker page marks such a worker dead; one RUNNING default process used to be enough.
+    peer = start_rig(numprocs={"default": 3})
+    os.kill(peer.processes()["default_01"]["pid"], signal.SIGKILL)
+    wait_state(peer, "default_01", "EXITED")
+    peer.rpc().supervisor.stopProcess("misp-workers:email_00", True)
+
+    report = play(**creds(peer))
+    assert report.rc == 0, report.output
+    assert report.result["healthy"] is False
+    assert report.result["short"] == ["default", "email"]
+    default = report.result["queues"]["default"]
+    assert (default["wanted"], default["configured"], default["running"]) == (3, 3, 2)
+    assert (default["dead"], default["stopped"]) == (["default_01"], [])
+    assert (report.result["queues"]["email"]["dead"], report.result["queues"]["email"]["stopped"]) == ([], ["email_00"])
+    assert report.result["queues"]["cache"] | {"processes": []} == {
+        "wanted": 1,
+        "configured": 1,
+        "running": 1,
+        "healthy": True,
+        "dead": [],
+        "stopped": [],
+        "processes": [],
+    }
+
+    # Asking for fewer accepts them, and still reports them.
+    fewer = play(queues={"default": 2, "email": 1, "cache": 1, "prio": 1, "update": 1}, **creds(peer))
+    assert fewer.rc == 0
+    assert fewer.result["short"] == ["email"]
+    assert fewer.result["queues"]["default"]["healthy"] is True
+    assert fewer.result["queues"]["default"]["dead"] == ["default_01"]
+
+
+def test_a_user_name_that_is_a_common_word_leaves_messages_readable(play, start_rig):
+    # As no_log, the user name "supervisor" turned every "supervisord" into "********d".
+    peer = start_rig(user="supervisor")
+    ok = play(verbose=True, **creds(peer))
+    bad = play(**{**creds(peer), "supervisor_password": peer.password + "-wrong"})
+    assert ok.rc == 0, ok.output
+    assert "supervisor_user: supervisor\n" in ok.output  # -vvv shows the arguments, the user unmasked
+    assert "********d" not in ok.output + bad.output
+    assert bad.rc != 0
+    assert bad.result["msg"] == (
+        f"supervisord at {peer.url} rejected the credentials (HTTP 401): check supervisor_user and supervisor_password"
+    )
+    for run in (ok, bad):
+        assert peer.password not in run.output
+
+
 # --- bad input and broken peers ------------------------------------------------------------------
 
 
@@ -347,6 +399,13 @@ BAD_INPUT = {
     ),
     "server error": ({"supervisor_url": lambda peer: server_error()}, "answered HTTP 500 Internal Server Error"),
     "misp url without api_key": ({"url": "https://misp.example.org"}, "parameters are required together: url, api_key"),
+    # Used to be an uncaught ValueError from the socket, and 0 a silent 10 s (issue 21).
+    "negative supervisor_timeout": (
+        {"supervisor_timeout": -1},
+        "supervisor_timeout must be a positive number of seconds, got -1.0",
+    ),
+    "zero supervisor_timeout": ({"supervisor_timeout": 0}, "supervisor_timeout must be a positive number of seconds"),
+    "zero misp timeout": ({"timeout": 0}, "timeout must be a positive number of seconds, got 0.0"),
 }
 
 
@@ -379,8 +438,9 @@ def test_credentials_never_appear_in_output_even_with_vvv(play, rig):
     assert "<localhost> EXEC" in ok.output  # -vvv was in effect
     for run in (ok, bad):
         assert rig.password not in run.output
-        assert rig.user not in run.output
         assert rig.password not in json.dumps(run.result)
+    # The user name is no secret and is shown as given (issue 21).
+    assert f"supervisor_user: {rig.user}\n" in ok.output
 
 
 def test_tls_in_front_of_supervisord(play, rig, tmp_path):

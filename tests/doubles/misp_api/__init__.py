@@ -17,7 +17,8 @@ uses exactly as /work/shared/reference/misp.md describes them (MISP 2.5 ServersC
 
 Every other path needs the API key in the ``Authorization`` header (else 403 with MISP's error
 body). ``delay`` (seconds before each answer) and ``fault`` (``"500"``: MISP's internal error;
-``"html"``: an HTML page with status 200) make it misbehave on purpose.
+``"html"``: an HTML page with status 200) make it misbehave on purpose; ``cli_only`` names further
+settings whose edits answer 405, as a MISP release that marks more settings CLI-only would.
 
 In pytest::
 
@@ -37,6 +38,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -109,10 +111,13 @@ class MispApiDouble:
         config_writeable: bool = True,
         delay: float = 0.0,
         fault: str | None = None,
+        cli_only: Iterable[str] = (),
     ):
         self.api_key = api_key
         self._lock = threading.Lock()
         self.definitions = definitions()
+        for name in cli_only:
+            self.definitions[name]["cli_only"] = True
         self._values = {name: d["value"] for name, d in self.definitions.items()}
         self.state_file = Path(state_file) if state_file else None
         if self.state_file and self.state_file.exists():

@@ -3,7 +3,8 @@
 Each definition has MISP's keys: ``level``, ``description``, ``value`` (the default), ``type``
 (boolean, numeric or string), ``test`` (name of a validation in ``checks.py``), ``null``, and when
 they apply ``options`` (a select: key -> label), ``redacted`` (never shown through the API) and
-``cli_only`` (REST edits answer 405). Descriptions are shortened.
+``cli_only`` (REST edits answer 405; every setting MISP 2.5 marks so, MISP/MISP app/Model/Server.php
+at commit 68d1e16f). Descriptions are shortened.
 """
 
 from __future__ import annotations
@@ -34,9 +35,16 @@ _ROWS = [
     ("MISP.disable_emailing", "boolean", False, "testBool", {}),
     ("MISP.background_jobs", "boolean", True, "testBool", {"level": 0}),
     ("MISP.cached_attachments", "boolean", True, "testBool", {}),
-    ("MISP.python_bin", "string", "/var/www/MISP/venv/bin/python", "testForPath", {}),
-    ("MISP.tmpdir", "string", "/var/www/MISP/app/tmp", "testForPath", {}),
-    ("MISP.attachments_dir", "string", "/var/www/MISP/app/files", "testForPath", {}),
+    ("MISP.python_bin", "string", "/var/www/MISP/venv/bin/python", "testForPath", {"cli_only": True}),
+    (
+        "MISP.ca_path",
+        "string",
+        "/var/www/MISP/app/Lib/cakephp/lib/Cake/Config/cacert.pem",
+        "testForPath",
+        {"cli_only": True},
+    ),
+    ("MISP.tmpdir", "string", "/var/www/MISP/app/tmp", "testForPath", {"cli_only": True}),
+    ("MISP.attachments_dir", "string", "/var/www/MISP/app/files", "testForPath", {"cli_only": True}),
     ("MISP.system_setting_db", "boolean", False, "testBool", {"cli_only": True}),
     ("MISP.default_event_distribution", "string", "1", "testForEmpty", {"options": DISTRIBUTION}),
     ("MISP.default_attribute_distribution", "string", "event", "testForEmpty", {}),
@@ -112,7 +120,7 @@ _ROWS = [
     ("MISP.thumbnail_in_redis", "boolean", False, "testBool", {}),
     # Security
     ("Security.salt", "string", "", "testSalt", {"level": 0, "redacted": True}),
-    ("Security.encryption_key", "string", "", "testForEncryptionKey", {"redacted": True}),
+    ("Security.encryption_key", "string", "", "testForEncryptionKey", {"redacted": True, "cli_only": True}),
     ("Security.advanced_authkeys", "boolean", False, "testBool", {}),
     ("Security.authkey_keep_session", "boolean", False, "testBool", {}),
     ("Security.password_policy_length", "numeric", 12, "testPasswordLength", {}),
@@ -137,6 +145,8 @@ _ROWS = [
     ("Security.do_not_log_authkeys", "boolean", False, "testBool", {}),
     ("Security.disable_form_security", "boolean", False, "testBoolFalse", {}),
     ("Security.rest_client_baseurl", "string", "", None, {}),
+    ("Security.rest_client_enable_arbitrary_urls", "boolean", False, "testBool", {"cli_only": True}),
+    ("Security.disable_local_feed_access", "boolean", False, "testBool", {"cli_only": True}),
     ("Security.force_https", "boolean", False, "testBool", {}),
     # Session
     (
@@ -156,7 +166,7 @@ _ROWS = [
     ("GnuPG.email", "string", "", "testForEmpty", {}),
     ("GnuPG.homedir", "string", "/var/www/MISP/.gnupg", "testForPath", {}),
     ("GnuPG.password", "string", "", None, {"redacted": True}),
-    ("GnuPG.binary", "string", "/usr/bin/gpg", "testForPath", {}),
+    ("GnuPG.binary", "string", "/usr/bin/gpg", "testForPath", {"cli_only": True}),
     ("SMIME.enabled", "boolean", False, "testBool", {}),
     ("SMIME.email", "string", "", None, {}),
     ("SMIME.password", "string", "", None, {"redacted": True}),

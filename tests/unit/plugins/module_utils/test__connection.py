@@ -6,7 +6,10 @@ import ssl
 
 import pytest
 
-from ansible_collections.cti.misp_platform.plugins.module_utils._connection import describe_connection_error
+from ansible_collections.cti.misp_platform.plugins.module_utils._connection import (
+    describe_connection_error,
+    positive_seconds,
+)
 
 
 def untrusted():
@@ -40,3 +43,15 @@ def test_tls_and_refused_connections_are_explained(exc, prefix, expected):
 @pytest.mark.parametrize("exc", [TimeoutError("timed out"), OSError("reset"), ValueError("bad")])
 def test_other_errors_are_left_to_the_client(exc):
     assert describe_connection_error(exc, "W", "L") is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 30), (0.5, 0.5), (10, 10), (120.0, 120.0)])
+def test_positive_seconds(value, expected):
+    assert positive_seconds("timeout", value, 30) == expected
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -1, -0.5, float("nan"), float("inf"), True, "10"])
+def test_positive_seconds_refuses_naming_option_and_value(value):
+    with pytest.raises(ValueError) as err:
+        positive_seconds("supervisor_timeout", value, 10)
+    assert str(err.value) == f"supervisor_timeout must be a positive number of seconds, got {value!r}"

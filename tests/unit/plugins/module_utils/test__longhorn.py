@@ -97,6 +97,15 @@ def test_validate_absent_needs_no_size():
     validate(params(state="absent", size=None))
 
 
+@pytest.mark.parametrize("option", ["wait_timeout", "wait_sleep"])
+@pytest.mark.parametrize("value", [0, -1])
+def test_validate_absent_refuses_non_positive_waits(option, value):
+    # state=absent waits for the deletion with them too; 0 used to time out at once (issue 21).
+    with pytest.raises(LonghornError) as err:
+        validate(params(state="absent", size=None, wait=True, **{option: value}))
+    assert str(err.value).startswith(f"{option}: must be at least 1 second, got {value}")
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

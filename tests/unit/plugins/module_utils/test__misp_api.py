@@ -282,3 +282,17 @@ def test_stand_in_bulk_read_masks_redacted_values():
     assert len(by_name) >= 120
     assert by_name["Security.salt"]["value"] == "*****"
     assert by_name["MISP.redis_port"]["value"] == 6379
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("inf")])
+def test_non_positive_timeout_is_refused_before_any_request(misp, timeout):
+    # Before: 0 silently became 30 s and -1 failed as "Cannot reach" MISP (issue 21).
+    misp.requests.clear()
+    with pytest.raises(MispApiError) as err:
+        MispApi(params(misp.url, timeout=timeout))
+    assert err.value.message == f"timeout must be a positive number of seconds, got {timeout!r}"
+    assert misp.requests == []
+
+
+def test_unset_timeout_is_thirty_seconds(misp):
+    assert MispApi(params(misp.url, timeout=None)).timeout == 30

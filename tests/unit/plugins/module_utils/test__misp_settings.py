@@ -7,13 +7,17 @@ import pytest
 from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import MispApi, MispApiError
 from ansible_collections.cti.misp_platform.plugins.module_utils._misp_settings import (
     BULK_THRESHOLD,
+    CLI_ONLY_SETTINGS,
     MASK,
     MispSettingsError,
     SettingsRun,
     coerce,
+    is_secret_name,
     normalise,
+    secret_values,
 )
 from tests.doubles.misp_api import MispApiDouble
+from tests.doubles.misp_api.catalogue import definitions
 
 KEY = "settings-unit-key-77d1c0e2b4a9"
 BOOLEAN = {"type": "boolean"}
@@ -113,8 +117,8 @@ def api_for(misp, key=KEY):
     return MispApi({"url": misp.url, "api_key": key, "timeout": 5})
 
 
-def run(misp, settings=None, check_mode=False, hide=None, **params):
-    return SettingsRun(api_for(misp), module_params(settings, **params), check_mode, hide).run()
+def run(misp, settings=None, check_mode=False, hide=None, warn=None, **params):
+    return SettingsRun(api_for(misp), module_params(settings, **params), check_mode, hide, warn).run()
 
 
 @pytest.fixture
@@ -257,7 +261,8 @@ def test_refused_edit_reports_misps_reason_and_what_was_written(misp):
     with pytest.raises(MispSettingsError) as err:
         run(misp, {"MISP.org": "CIRCL", "MISP.baseurl": "https://misp.test/", "MISP.live": False})
     assert err.value.message == (
-        "MISP refused MISP.baseurl = 'https://misp.test/': Remove the trailing slash from the baseurl."
+        "MISP refused MISP.baseurl = 'https://misp.test/': Remove the trailing slash from the baseurl. "
+        "Already written: MISP.org."
     )
     assert err.value.result["changed_settings"] == ["MISP.org"]
     assert err.value.result["failed_setting"] == "MISP.baseurl"
@@ -287,7 +292,7 @@ def test_cli_only_405_from_misp_fails_clearly(misp):
     assert err.value.message == (
         "MISP.system_setting_db can only be changed on the MISP command line (cake Admin setSetting "
         "MISP.system_setting_db ...): POST " + misp.url + "/servers/serverSettingsEdit/MISP.system_setting_db "
-        "failed: HTTP 405: This setting can only be edited via the CLI."
+        "failed: HTTP 405: This setting can only be edited via the CLI. Nothing was written."
     )
     assert err.value.result["failed_setting"] == "MISP.system_setting_db"
 
@@ -296,3 +301,173 @@ def test_read_errors_other_than_redacted_propagate(misp):
     with pytest.raises(MispApiError, match="HTTP 403: Authentication failed"):
         SettingsRun(api_for(misp, "wrong"), module_params({"MISP.live": True})).run()
     assert misp.posts() == []
+
+
+# --- redacted settings left unwritten (issue 21, point 2) ----------------------------------------
+
+
+def test_redacted_skip_warns_naming_each_setting_and_the_option_that_writes_it(misp):
+    warnings = []
+    result = run(
+        misp,
+        {"MISP.live": False},
+        secret_settings={"SimpleBackgroundJobs.redis_password": "r" * 20, "GnuPG.password": "g" * 20},
+        warn=warnings.append,
+    )
+    assert result["redacted_settings"] == ["SimpleBackgroundJobs.redis_password", "GnuPG.password"]
+    assert warnings == [
+        "Not written, because MISP hides the current value of these redacted settings and redacted is skip: "
+        "SimpleBackgroundJobs.redis_password, GnuPG.password. Set redacted: write to write them (on every run)."
+    ]
+    assert [post[1] for post in misp.posts()] == ["/servers/serverSettingsEdit/MISP.live"]
+
+
+def test_redacted_write_and_plain_settings_warn_of_nothing(misp):
+    warnings = []
+    run(misp, {"MISP.live": False}, warn=warnings.append)
+    run(misp, secret_settings={"GnuPG.password": "g" * 20}, redacted="write", warn=warnings.append)
+    assert warnings == []
+
+
+def test_redacted_cli_only_setting_skipped_points_at_the_command_line(misp):
+    warnings = []
+    result = run(misp, secret_settings={"Security.encryption_key": "e" * 32}, warn=warnings.append)
+    assert result["redacted_settings"] == ["Security.encryption_key"]
+    assert warnings == [
+        "Not written: Security.encryption_key is redacted, and can only be changed on the MISP command line "
+        "(cake Admin setSetting Security.encryption_key ...), not through the API."
+    ]
+    assert misp.posts() == []
+
+
+# --- CLI-only settings (issue 21, point 4) -------------------------------------------------------
+
+
+def test_the_cli_only_list_is_misps():
+    # The stand-in's catalogue marks what MISP 2.5's Server.php marks cli_only.
+    assert {name for name, d in definitions().items() if d.get("cli_only")} == CLI_ONLY_SETTINGS
+
+
+def test_redacted_cli_only_setting_is_refused_before_the_first_write(misp):
+    # MISP hides Security.encryption_key's definition, cli_only flag included: only the list knows.
+    before = misp.settings
+    with pytest.raises(MispSettingsError) as err:
+        run(misp, {"MISP.live": False}, secret_settings={"Security.encryption_key": "e" * 32}, redacted="write")
+    assert err.value.message == (
+        "Invalid MISP settings, nothing was written: Security.encryption_key: can only be changed on the MISP "
+        "command line (cake Admin setSetting Security.encryption_key ...), not through the API"
+    )
+    assert list(err.value.result["invalid_settings"]) == ["Security.encryption_key"]
+    assert misp.posts() == []
+    assert misp.settings == before
+
+
+@pytest.mark.parametrize("strategy", ["each", "bulk"])
+def test_known_cli_only_setting_is_refused_even_when_misps_definition_lacks_the_flag(misp, strategy):
+    del misp.definitions["MISP.tmpdir"]["cli_only"]
+    with pytest.raises(MispSettingsError) as err:
+        run(misp, {"MISP.live": False, "MISP.tmpdir": "/tmp/misp"}, read_strategy=strategy)
+    assert "MISP.tmpdir: can only be changed on the MISP command line" in err.value.message
+    assert "MISP has '/var/www/MISP/app/tmp'" in err.value.message
+    assert misp.posts() == []
+
+
+def test_405_in_the_middle_of_a_run_names_what_was_already_written():
+    # A MISP release that marks GnuPG.password CLI-only: redacted, so nothing said so beforehand.
+    with MispApiDouble(api_key=KEY, cli_only=["GnuPG.password"]) as misp, pytest.raises(MispSettingsError) as err:
+        run(
+            misp,
+            {"MISP.live": False, "Session.timeout": 90},
+            secret_settings={"SMIME.password": "s" * 20, "GnuPG.password": "g" * 20},
+            redacted="write",
+        )
+    assert err.value.message.startswith("GnuPG.password can only be changed on the MISP command line")
+    assert err.value.message.endswith(
+        "HTTP 405: This setting can only be edited via the CLI. Already written: MISP.live, Session.timeout, "
+        "SMIME.password."
+    )
+    assert err.value.result["changed_settings"] == ["MISP.live", "Session.timeout"]
+    assert err.value.result["redacted_written"] == ["SMIME.password"]
+    assert err.value.result["failed_setting"] == "GnuPG.password"
+
+
+# --- secret values hidden from the start (issue 21, point 5) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Security.salt",
+        "Security.encryption_key",
+        "SimpleBackgroundJobs.redis_password",
+        "Plugin.Cortex_authkey",
+        "Plugin.S3_aws_secret_key",
+        "GnuPG.password",
+        "OidcAuth.client_secret",
+        "Plugin.ZeroMQ_PASSWORD",
+        "Some.api_token",
+        "GnuPG.passphrase",
+    ],
+)
+def test_secret_names(name):
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Security.advanced_authkeys",
+        "Security.password_policy_length",
+        "MISP.disable_user_password_change",
+        "Security.do_not_log_authkeys",
+        "SimpleBackgroundJobs.supervisor_user",
+        "SMIME.key_sign",
+        "MISP.live",
+    ],
+)
+def test_names_that_are_not_secrets(name):
+    assert not is_secret_name(name)
+
+
+def test_every_setting_misp_redacts_has_a_secret_name():
+    redacted = {name for name, d in definitions().items() if d.get("redacted")}
+    assert redacted
+    assert all(is_secret_name(name) for name in redacted), sorted(n for n in redacted if not is_secret_name(n))
+
+
+def test_secret_values_are_known_before_misp_is_read_whatever_their_type():
+    params = module_params(
+        {
+            "MISP.live": True,
+            "MISP.org": "not a secret",
+            "Security.salt": " padded-salt ",
+            "Plugin.Cortex_authkey": 918273645,
+            "SMIME.password": 12.5,
+            "GnuPG.password": ["listed-by-mistake", {"nested": 4242}],
+            "Proxy.password": None,
+            "SimpleBackgroundJobs.redis_password": True,
+        },
+        secret_settings={"MISP.uuid": "secret-uuid", "Session.timeout": 77},
+    )
+    assert secret_values(params) == {
+        " padded-salt ",
+        "padded-salt",
+        "918273645",
+        "12.5",
+        "listed-by-mistake",
+        "4242",
+        "secret-uuid",
+        "77",
+    }
+
+
+def test_a_secret_named_setting_misp_shows_is_compared_but_masked(misp):
+    # MISP 2.5 shows Plugin.Cortex_authkey's value; the stand-in redacts it like later releases.
+    del misp.definitions["Plugin.Cortex_authkey"]["redacted"]
+    hidden = []
+    result = run(misp, {"Plugin.Cortex_authkey": 5550123}, hide=hidden.append)
+    assert result["changed_settings"] == ["Plugin.Cortex_authkey"]
+    assert result["diff"] == {"before": {"Plugin.Cortex_authkey": MASK}, "after": {"Plugin.Cortex_authkey": MASK}}
+    assert hidden == ["5550123"]
+    assert misp.settings["Plugin.Cortex_authkey"] == "5550123"
+    assert run(misp, {"Plugin.Cortex_authkey": 5550123})["unchanged_settings"] == ["Plugin.Cortex_authkey"]

@@ -15,11 +15,13 @@ from ansible_collections.cti.misp_platform.plugins.module_utils._misp_workers im
     WorkersRunner,
     check_capacity,
     describe_short,
+    execute,
     misp_opinion,
     queue_of,
     summarize,
     wanted_counts,
 )
+from ansible_collections.cti.misp_platform.plugins.module_utils._supervisor import SupervisorError
 
 GROUP = "misp-workers"
 
@@ -206,20 +208,64 @@ def test_check_capacity_refuses_counts_the_group_cannot_reach():
 # --- present ---------------------------------------------------------------------------------
 
 
+ONE_EACH = dict.fromkeys(DEFAULT_QUEUES, 1)
+
+
 @pytest.mark.parametrize(
-    ("states", "healthy", "short"),
+    ("states", "queues", "healthy", "short"),
     [
-        (ALL_RUNNING, True, []),
-        ({**ALL_RUNNING, "email_00": "EXITED"}, False, ["email"]),
-        ({**ALL_RUNNING, "prio_00": "BACKOFF", "update_00": "FATAL"}, False, ["prio", "update"]),
-        ({**ALL_RUNNING, "default_01": "STOPPED"}, True, []),
+        (ALL_RUNNING, None, True, []),
+        ({**ALL_RUNNING, "email_00": "EXITED"}, None, False, ["email"]),
+        ({**ALL_RUNNING, "prio_00": "BACKOFF", "update_00": "FATAL"}, None, False, ["prio", "update"]),
+        # A configured worker that does not run counts unless queues asks for fewer (issue 21).
+        ({**ALL_RUNNING, "default_01": "STOPPED"}, ONE_EACH, True, []),
+        ({**ALL_RUNNING, "default_01": "STOPPED"}, None, False, ["default"]),
+        ({**ALL_RUNNING, "default_01": "RUNNING", "default_02": "EXITED"}, None, False, ["default"]),
+        ({**ALL_RUNNING, "default_01": "RUNNING", "default_02": "EXITED"}, {**ONE_EACH, "default": 2}, True, []),
     ],
 )
-def test_present_reports_and_changes_nothing(states, healthy, short):
+def test_present_reports_and_changes_nothing(states, queues, healthy, short):
     table = Table(states)
-    result = runner(table).run()
+    result = runner(table, queues=queues).run()
     assert (result["healthy"], result["short"], result["changed"]) == (healthy, short, False)
     assert table.changes() == []
+
+
+def test_present_reports_dead_and_stopped_processes_per_queue():
+    states = {
+        **ALL_RUNNING,
+        "default_01": "EXITED",
+        "default_02": "STOPPED",
+        "default_03": "FATAL",
+        "default_04": "STARTING",
+        "email_00": "BACKOFF",
+        "scheduler_00": "STOPPED",
+    }
+    result = runner(Table(states)).run()
+    default = result["queues"]["default"]
+    assert (default["wanted"], default["configured"], default["running"], default["healthy"]) == (5, 5, 1, False)
+    assert default["dead"] == ["default_01", "default_03"]
+    assert default["stopped"] == ["default_02"]
+    assert (result["queues"]["email"]["dead"], result["queues"]["email"]["stopped"]) == (["email_00"], [])
+    assert (result["queues"]["cache"]["dead"], result["queues"]["cache"]["stopped"]) == ([], [])
+    # Queues beyond MISP's five stay unjudged, but their dead and stopped are reported too.
+    scheduler = result["queues"]["scheduler"]
+    assert (scheduler["wanted"], scheduler["healthy"], scheduler["stopped"]) == (0, True, ["scheduler_00"])
+    assert result["short"] == ["default", "email"]
+
+
+def test_summarize_wants_every_configured_process_only_when_asked():
+    infos = [info("default_00"), info("default_01", "EXITED"), info("scheduler_00", "STOPPED")]
+    every = summarize(infos, {"default": 1, "email": 1}, all_configured=True)
+    assert [(q["wanted"], q["configured"], q["healthy"]) for q in every.values()] == [
+        (2, 2, False),
+        (1, 0, False),
+        (0, 1, True),
+    ]
+    counted = summarize(infos, {"default": 1, "email": 1})
+    assert counted["default"]["wanted"] == 1
+    assert counted["default"]["healthy"] is True
+    assert counted["default"]["dead"] == ["default_01"]
 
 
 def test_present_on_a_group_too_small_reports_unhealthy_instead_of_failing():
@@ -252,6 +298,14 @@ def test_running_starts_stopped_exited_and_fatal_but_not_starting_or_backoff():
     assert result["diff"]["after"]["default_00"].startswith("RUNNING pid 5")
     # Unlisted queues are left alone.
     assert result["queues"]["scheduler"]["processes"][0]["state"] == "STOPPED"
+
+
+def test_running_without_queues_waits_for_every_configured_process():
+    table = Table({**ALL_RUNNING, "default_01": "EXITED", "default_02": "STOPPED"})
+    result = runner(table, state="running").run()
+    assert result["started"] == ["default_01", "default_02"]
+    assert result["queues"]["default"]["running"] == 3
+    assert result["healthy"] is True
 
 
 def test_running_when_healthy_changes_nothing():
@@ -382,3 +436,45 @@ def test_misp_opinion_lists_listed_queues_judged_differently(answer, disagree):
 def test_misp_opinion_reports_a_failure_instead_of_raising():
     opinion = misp_opinion(Misp(MispApiError("GET https://misp/servers/getWorkers failed: HTTP 403")), _queues())
     assert opinion == {"answer": None, "error": "GET https://misp/servers/getWorkers failed: HTTP 403", "disagree": []}
+
+
+# --- timeouts (issue 21, point 6) ----------------------------------------------------------------
+
+
+def module_params(**extra):
+    return {
+        "supervisor_url": "http://127.0.0.1:9",
+        "supervisor_user": None,
+        "supervisor_password": None,
+        "supervisor_validate_certs": True,
+        "supervisor_ca_path": None,
+        "supervisor_timeout": 10.0,
+        "url": None,
+        "api_key": None,
+        "validate_certs": True,
+        "ca_path": None,
+        "timeout": 30.0,
+        **params(),
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "error", "message"),
+    [
+        ({"supervisor_timeout": -1.0}, SupervisorError, "supervisor_timeout must be a positive number of seconds"),
+        ({"supervisor_timeout": 0.0}, SupervisorError, "supervisor_timeout must be a positive number of seconds"),
+        ({"timeout": 0.0}, WorkersError, "timeout must be a positive number of seconds, got 0.0"),
+        (
+            {"timeout": -2.0, "url": "https://misp.test", "api_key": "k"},
+            MispApiError,
+            "timeout must be a positive number of seconds, got -2.0",
+        ),
+    ],
+)
+def test_non_positive_timeouts_are_refused_before_supervisord_is_asked(extra, error, message):
+    # Port 9 (discard) is closed here: reaching it would fail with "Connection refused" instead.
+    with pytest.raises(error) as caught:
+        execute(module_params(**extra))
+    assert caught.value.message.startswith(message)
+    assert str(next(iter(extra.values()))) in caught.value.message

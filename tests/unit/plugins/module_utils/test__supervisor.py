@@ -284,3 +284,15 @@ def test_unreadable_ca_path_names_the_file(tmp_path):
     missing = tmp_path / "nope.pem"
     with pytest.raises(SupervisorError, match=f"Cannot load supervisor_ca_path '{missing}'"):
         Supervisor(params(9001, supervisor_url="https://127.0.0.1:9001", supervisor_ca_path=str(missing)))
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan")])
+def test_non_positive_timeout_is_refused_naming_it(timeout):
+    # Before: 0 silently became 10 s, and -1 an uncaught ValueError from the socket (issue 21).
+    with pytest.raises(SupervisorError) as err:
+        Supervisor(params(free_port(), supervisor_timeout=timeout))
+    assert err.value.message == f"supervisor_timeout must be a positive number of seconds, got {timeout!r}"
+
+
+def test_unset_timeout_is_ten_seconds():
+    assert Supervisor(params(free_port(), supervisor_timeout=None)).timeout == 10

@@ -51,6 +51,12 @@ def test_argspec_offers_kubernetes_core_connection_options():
         ({"name": "v", "size": -1}, "size: must be greater than zero, got -1"),
         ({"name": "v", "size": "1Gi", "number_of_replicas": 0}, "number_of_replicas: must be between 1 and 20"),
         ({"name": "Vol_1", "size": "1Gi"}, "name: 'Vol_1' is not a valid name"),
+        ({"name": "v", "size": "1Gi", "wait_timeout": 0}, "wait_timeout: must be at least 1 second, got 0"),
+        (
+            {"name": "v", "state": "absent", "wait": True, "wait_timeout": -5},
+            "wait_timeout: must be at least 1 second, got -5",
+        ),
+        ({"name": "v", "state": "absent", "wait": True, "wait_sleep": 0}, "wait_sleep: must be at least 1 second"),
     ],
 )
 def test_bad_input_fails_before_any_api_call(args, message, capsys, no_api):

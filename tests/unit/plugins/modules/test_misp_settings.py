@@ -51,6 +51,8 @@ def test_argspec_is_the_shared_groups():
         ({"settings": {"MISP.live": True}, "read_strategy": "fast"}, "read_strategy"),
         ({"settings": {"MISP.live": True}, "timeout": "soon"}, "timeout"),
         ({"settings": {"MISP.live": True}, "force": "perhaps"}, "force"),
+        ({"settings": {"MISP.live": True}, "timeout": 0}, "timeout must be a positive number of seconds, got 0.0"),
+        ({"settings": {"MISP.live": True}, "timeout": -1}, "timeout must be a positive number of seconds, got -1.0"),
     ],
 )
 def test_bad_arguments_fail_naming_the_option_before_any_request(misp, capsys, args, message):
@@ -125,3 +127,36 @@ def test_refused_edit_fails_with_misps_reason(misp, capsys):
     assert result["msg"].startswith("MISP refused Security.password_policy_length = -1: Length cannot be negative")
     assert result["failed_setting"] == "Security.password_policy_length"
     assert misp.settings["Security.password_policy_length"] == 12
+
+
+def test_skipped_redacted_setting_is_a_warning(misp, capsys):
+    rc, result, _out = run_module(base(misp, secret_settings={"SimpleBackgroundJobs.redis_password": "r" * 24}), capsys)
+    assert rc == 0
+    assert result["changed"] is False
+    # ansible-core 2.19 hands warnings to the controller as structured events.
+    assert [warning["event"]["msg"] for warning in result["warnings"]] == [
+        "Not written, because MISP hides the current value of these redacted settings and redacted is skip: "
+        "SimpleBackgroundJobs.redis_password. Set redacted: write to write them (on every run)."
+    ]
+
+
+CANARY = 918273645
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"api_key": "wrong-key"},
+        {"url": "misp.local"},
+        {"timeout": 0},
+        {},
+    ],
+    ids=["wrong-key", "bad-url", "bad-timeout", "success"],
+)
+def test_secret_named_values_of_any_type_are_masked_from_the_start(misp, capsys, args):
+    # The wrong key fails before MISP says which settings are redacted; a bad url or timeout
+    # before MISP is asked anything. The invocation in the output still holds every argument.
+    settings = {"SimpleBackgroundJobs.redis_password": CANARY, "Plugin.Cortex_authkey": f"canary-{CANARY}"}
+    _rc, result, out = run_module({**base(misp, settings=settings, redacted="write"), **args}, capsys)
+    assert "invocation" in result
+    assert str(CANARY) not in out

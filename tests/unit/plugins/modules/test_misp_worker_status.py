@@ -16,8 +16,6 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.cti.misp_platform.plugins.doc_fragments import misp_api, supervisor
 from ansible_collections.cti.misp_platform.plugins.modules import misp_worker_status
 
-# supervisor_user is no_log too, and Ansible masks a no_log value wherever it appears in the
-# output: a distinctive user name keeps the messages readable.
 USER = "wrk-admin-7f3k"
 PASSWORD = "Sup3r-secret-pw"
 API_KEY = "misp-key-0123456789abcdef0123456789abcdef"
@@ -42,7 +40,7 @@ def run_module(capsys, **args):
     with patch_module_args(base), pytest.raises(SystemExit):
         misp_worker_status.main()
     out = capsys.readouterr().out
-    for secret in (USER, PASSWORD, API_KEY):
+    for secret in (PASSWORD, API_KEY):
         assert secret not in out
     return json.loads(out)
 
@@ -70,13 +68,18 @@ def test_documentation_matches_the_argspec():
         assert doc.get("choices") == entry.get("choices"), name
 
 
-def test_secrets_are_no_log():
+def test_secrets_are_no_log_and_only_they():
+    # A user name is no secret: as no_log, Ansible masked it in every message (issue 21).
     spec = misp_worker_status.argspec()
-    assert {name for name, entry in spec.items() if entry.get("no_log")} == {
-        "supervisor_user",
-        "supervisor_password",
-        "api_key",
-    }
+    assert {name for name, entry in spec.items() if entry.get("no_log")} == {"supervisor_password", "api_key"}
+
+
+@pytest.mark.parametrize("user", ["sup", "supervisor"])
+def test_a_user_name_that_is_a_common_word_leaves_messages_readable(capsys, user):
+    result = run_module(capsys, supervisor_user=user)
+    assert result["msg"].startswith("Connection refused by supervisord at http://127.0.0.1:")
+    assert result["invocation"]["module_args"]["supervisor_user"] == user
+    assert "********" not in json.dumps(result)
 
 
 @pytest.mark.parametrize(
@@ -100,6 +103,13 @@ def test_secrets_are_no_log():
         ({"url": "https://misp.example.org"}, "parameters are required together: url, api_key"),
         ({"url": "misp.example.org", "api_key": API_KEY}, "Invalid MISP url 'misp.example.org'"),
         ({"colour": "blue"}, "Unsupported parameters for (basic.py) module: colour"),
+        ({"supervisor_timeout": -1}, "supervisor_timeout must be a positive number of seconds, got -1.0"),
+        ({"supervisor_timeout": 0}, "supervisor_timeout must be a positive number of seconds, got 0.0"),
+        ({"timeout": 0}, "timeout must be a positive number of seconds, got 0.0"),
+        (
+            {"url": "https://misp.example.org", "api_key": API_KEY, "timeout": -1},
+            "timeout must be a positive number of seconds, got -1.0",
+        ),
     ],
 )
 def test_bad_input_fails_before_any_request(capsys, args, message):
