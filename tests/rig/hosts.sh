@@ -152,15 +152,21 @@ setup() {
   for tool in podman runc debootstrap /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns; do
     command -v "$tool" >/dev/null || die "$tool missing: needs the Debian packages podman runc netavark aardvark-dns debootstrap"
   done
-  install_conf
+  with_lock containers-conf install_conf
   local runtime
   runtime="$(podman info --format '{{.Host.OCIRuntime.Name}}')"
   [[ $runtime == runc ]] || die "podman uses $runtime, not runc; check $CONF"
 
-  mkdir -p "$IMAGES"
-  exec 9>"$IMAGES/.lock"
-  flock 9
+  # One set-up at a time builds and imports the image; another waits and then finds it present.
+  with_lock host-image ensure_image
+  podman run --rm --label "$RIG_LABEL=hosts" "$IMAGE" true ||
+    die "podman cannot run $IMAGE with $runtime"
+  log "hosts ready: $IMAGE"
+}
+
+ensure_image() {
   local hash tarball
+  mkdir -p "$IMAGES"
   hash="$(image_hash)"
   tarball="$IMAGES/debian-$SUITE-$hash.tar"
   if [[ $(image_label) == "$hash" ]]; then
@@ -181,9 +187,6 @@ setup() {
     log "$IMAGE: imported ($hash)"
     boot_check
   fi
-  podman run --rm --label "$RIG_LABEL=hosts" "$IMAGE" true ||
-    die "podman cannot run $IMAGE with $runtime"
-  log "hosts ready: $IMAGE"
 }
 
 status() {
