@@ -23,10 +23,12 @@ declare -A CONTEXT=(
   [metrics-server]="$RIG_BIN/metrics-server-$METRICS_SERVER_VERSION/metrics-server"
   [kube-network-policies]="$RIG_BIN/kube-network-policies-$KNP_VERSION/kube-network-policies"
   [tools]=""
+  [mariadb]=""
+  [redis]=""
 )
 declare -A TAG=(
   [pause]=catatonit [coredns]="$COREDNS_VERSION" [metrics-server]="$METRICS_SERVER_VERSION"
-  [kube-network-policies]="$KNP_VERSION" [tools]="$SUITE"
+  [kube-network-policies]="$KNP_VERSION" [tools]="$SUITE" [mariadb]="$SUITE" [redis]="$SUITE"
 )
 
 registry_up() { curl -fs -o /dev/null "http://$REGISTRY/v2/"; }
