@@ -60,8 +60,8 @@ def test_second_setup_waits_for_the_first_and_finds_the_result(tmp_path):
     time.sleep(0.5)
     assert not dest.exists()
 
-    _, err1 = first.communicate(timeout=30)
-    _, err2 = second.communicate(timeout=30)
+    err1 = first.communicate(timeout=30)[1]
+    err2 = second.communicate(timeout=30)[1]
     assert first.returncode == 0, err1
     assert second.returncode == 0, err2
     assert len((tmp_path / "runs").read_text().split()) == 1  # built once
@@ -83,7 +83,7 @@ def test_interrupted_build_leaves_no_result_and_the_next_one_cleans_up(tmp_path)
     assert leftovers == [f".thing-v1.tmp.{first.pid}"]
 
     second = start(tmp_path, dest, pause=0)
-    _, err = second.communicate(timeout=30)
+    err = second.communicate(timeout=30)[1]
     assert second.returncode == 0, err
     assert dest.read_text() == "first-half\nsecond-half\n"
     assert sorted(p.name for p in dest.parent.iterdir()) == ["thing-v1"]
@@ -94,7 +94,7 @@ def test_cached_result_is_not_rebuilt(tmp_path):
     dest.parent.mkdir(parents=True)
     dest.write_text("made earlier\n")
     run = start(tmp_path, dest)
-    _, err = run.communicate(timeout=30)
+    err = run.communicate(timeout=30)[1]
     assert run.returncode == 0, err
     assert "thing-v1: cached" in err
     assert not (tmp_path / "runs").exists()
