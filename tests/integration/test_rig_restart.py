@@ -1,0 +1,89 @@
+"""The rig keeps its cluster when a component dies: `cluster.sh up` starts what stopped (control
+plane and real node alike) instead of deleting and recreating the cluster, so every object keeps
+its UID. Runs on a cluster and state directory of its own, so the shared cluster is untouched."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.rig import RIG_CACHE, RIG_DIR, rig_binary
+
+pytestmark = pytest.mark.rig
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    state = RIG_CACHE / "state-restart-test"
+    env = {**os.environ, "CTI_RIG_STATE": str(state), "CTI_RIG_CLUSTER": "cti-misp-restart-test"}
+
+    def sh(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(RIG_DIR / "cluster.sh"), *args], env=env, capture_output=True, text=True, timeout=timeout
+        )
+
+    up = sh("up")
+    assert up.returncode == 0, up.stderr[-3000:]
+    yield sh, state, up.stdout.strip().splitlines()[-1]
+    down = sh("down", timeout=300)
+    assert down.returncode == 0, down.stderr[-3000:]
+
+
+def kubectl(kubeconfig: str, *args: str) -> str:
+    out = subprocess.run(
+        [str(rig_binary("kubectl")), "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def kill(pid_file: Path) -> int:
+    pid = int(pid_file.read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        time.sleep(0.1)
+    pytest.fail(f"pid {pid} of {pid_file} did not die")
+
+
+def test_dead_components_are_restarted_and_objects_keep_their_uids(cluster):
+    sh, state, kubeconfig = cluster
+    name = f"keep-{uuid.uuid4().hex[:6]}"
+    kubectl(kubeconfig, "create", "configmap", name, "--from-literal=k=v")
+    uids = {
+        ref: kubectl(kubeconfig, "get", *ref.split(), "-o", "jsonpath={.metadata.uid}")
+        for ref in (f"configmap {name}", "node rig-node-1", "-n kube-system deployment coredns")
+    }
+    pids = state / "kwok" / "clusters" / "cti-misp-restart-test" / "pids"
+    kill(pids / "kube-apiserver.pid")
+    kill(state / "node" / "run" / "kubelet.pid")
+    assert (
+        subprocess.run(
+            [str(rig_binary("kubectl")), "--kubeconfig", kubeconfig, "get", "--raw", "/readyz"], capture_output=True
+        ).returncode
+        != 0
+    ), "the API server still answers after it was killed"
+
+    up = sh("up")
+    assert up.returncode == 0, up.stderr[-3000:]
+    assert "creating it anew" not in up.stderr
+    for ref, uid in uids.items():
+        assert kubectl(kubeconfig, "get", *ref.split(), "-o", "jsonpath={.metadata.uid}") == uid, ref
+    assert kubectl(kubeconfig, "get", "configmap", name, "-o", "jsonpath={.data.k}") == "v"
+    assert sh("status").returncode == 0
+    status = subprocess.run(
+        ["bash", str(RIG_DIR / "node.sh"), "status"],
+        env={**os.environ, "CTI_RIG_STATE": str(state), "CTI_RIG_CLUSTER": "cti-misp-restart-test"},
+        capture_output=True,
+        text=True,
+    )
+    assert status.returncode == 0, status.stderr
