@@ -96,7 +96,7 @@ def test_redis_image_runs_as_999_with_the_roles_password_file(container):
         "-e", "REDIS_PASSWORD=pw-7", "--entrypoint", "sh", rig_image("redis"), "-c", script,
     )  # fmt: skip
     ping = ["exec", "-e", "REDISCLI_AUTH=pw-7", container, "redis-cli", "ping"]
-    for _ in range(30):
+    for _attempt in range(30):
         if podman(*ping, check=False).stdout.strip() == "PONG":
             break
         time.sleep(0.5)
@@ -119,7 +119,7 @@ def _mariadb(container: str, datadir, env: dict[str, str]) -> None:
 
 def _healthy(container: str) -> bool:
     check = ["exec", container, "healthcheck.sh", "--connect", "--innodb_initialized"]
-    for _ in range(60):
+    for _attempt in range(60):
         if podman(*check, check=False).returncode == 0:
             return True
         time.sleep(1)

@@ -46,7 +46,7 @@ def kubectl(kubeconfig: str, *args: str) -> str:
 def kill(pid_file: Path) -> int:
     pid = int(pid_file.read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
-    for _ in range(50):
+    for _attempt in range(50):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
