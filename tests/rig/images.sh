@@ -6,136 +6,248 @@
 # digest. $RIG_CACHE/images/images.json maps each name to {repository, tag, digest, hash}.
 #   images.sh registry        start the registry unless it answers
 #   images.sh registry-down   stop it
-#   images.sh build           the registry and every image (a warm run rebuilds nothing)
+#   images.sh build [NAME...] the registry and the images named, default all (a warm run
+#                             rebuilds and pushes nothing)
 #   images.sh list            print images.json
+# CTI_RIG_REGISTRY_PORT moves the registry off 5050.
 # shellcheck source=tests/rig/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 REGISTRY="127.0.0.1:$RIG_REGISTRY_PORT"
-REG_DIR="$RIG_CACHE/registry"
-JSON="$RIG_CACHE/images/images.json"
-BASE=localhost/cti-rig/debian-base:bookworm
+REGISTRY_DIR="$RIG_CACHE/registry"
+IMAGES_DIR="$RIG_CACHE/images"
+JSON="$IMAGES_DIR/images.json"
 SUITE=bookworm
-# Images and what each copies into its build context: a binary built by build.sh, or nothing.
-declare -A CONTEXT=(
-  [pause]=/usr/bin/catatonit
+# The Debian base, tagged with its hash (base_hash) and passed to the Containerfiles as BASE.
+BASE_REPO=localhost/cti-rig/debian-base
+BASE_PACKAGES=(ca-certificates)
+# Label holding an image's input hash: what a warm run compares.
+LABEL=cti.rig.hash
+# Every image, in build order; each is tests/rig/images/<name>.
+NAMES=(pause coredns metrics-server kube-network-policies tools mariadb redis)
+# Images of a static Go program that build.sh makes (the build.sh target is the image name);
+# the others build on the Debian base.
+declare -A BINARY=(
   [coredns]="$RIG_BIN/coredns-$COREDNS_VERSION/coredns"
   [metrics-server]="$RIG_BIN/metrics-server-$METRICS_SERVER_VERSION/metrics-server"
   [kube-network-policies]="$RIG_BIN/kube-network-policies-$KNP_VERSION/kube-network-policies"
-  [tools]=""
-  [mariadb]=""
-  [redis]=""
 )
 declare -A TAG=(
-  [pause]=catatonit [coredns]="$COREDNS_VERSION" [metrics-server]="$METRICS_SERVER_VERSION"
+  [pause]="$SUITE" [coredns]="$COREDNS_VERSION" [metrics-server]="$METRICS_SERVER_VERSION"
   [kube-network-policies]="$KNP_VERSION" [tools]="$SUITE" [mariadb]="$SUITE" [redis]="$SUITE"
 )
 
-registry_up() { curl -fs -o /dev/null "http://$REGISTRY/v2/"; }
+# --- registry ------------------------------------------------------------------------------
+
+registry_up() { curl -fs -o /dev/null --max-time 2 "http://$REGISTRY/v2/"; }
+
+# The pid in the pid file when it is still this cache's registry (not a reused pid).
+registry_pid() {
+  local pid
+  pid="$(cat "$REGISTRY_DIR/registry.pid" 2>/dev/null)" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "serve $REGISTRY_DIR/config.yml" && echo "$pid"
+}
 
 registry() {
-  registry_up && return 0
-  local bin="$RIG_BIN/registry-$REGISTRY_VERSION/registry"
+  if registry_up; then log "registry: answering on $REGISTRY"; return 0; fi
+  local bin="$RIG_BIN/registry-$REGISTRY_VERSION/registry" pid
   [[ -x $bin ]] || bash "$RIG_DIR/build.sh" registry
-  mkdir -p "$REG_DIR/data"
-  cat >"$REG_DIR/config.yml" <<EOF
+  mkdir -p "$REGISTRY_DIR/data"
+  cat >"$REGISTRY_DIR/config.yml" <<EOF
 version: 0.1
-log: {level: warn}
+log:
+  level: warn
+  accesslog: {disabled: true}
 storage:
-  filesystem: {rootdirectory: $REG_DIR/data}
+  filesystem: {rootdirectory: $REGISTRY_DIR/data}
   delete: {enabled: true}
 http:
   addr: $REGISTRY
 EOF
-  log "starting the image registry on $REGISTRY"
-  spawn "$REG_DIR/registry.log" "$bin" serve "$REG_DIR/config.yml"
-  echo "$SPAWNED_PID" >"$REG_DIR/registry.pid"
-  for _ in $(seq 1 30); do registry_up && return 0; sleep 0.5; done
-  die "the registry did not answer on $REGISTRY; see $REG_DIR/registry.log"
+  log "registry: starting on $REGISTRY (log $REGISTRY_DIR/registry.log)"
+  spawn "$REGISTRY_DIR/registry.log" "$bin" serve "$REGISTRY_DIR/config.yml"
+  pid=$SPAWNED_PID
+  echo "$pid" >"$REGISTRY_DIR/registry.pid"
+  for _ in {1..40}; do
+    registry_up && { log "registry: up (pid $pid)"; return 0; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.25
+  done
+  tail -n 5 "$REGISTRY_DIR/registry.log" >&2
+  die "the registry did not answer on $REGISTRY; see $REGISTRY_DIR/registry.log"
 }
 
 registry_down() {
-  if [[ -s $REG_DIR/registry.pid ]]; then kill "$(cat "$REG_DIR/registry.pid")" 2>/dev/null || true; fi
-  rm -f "$REG_DIR/registry.pid"
-  log "registry stopped"
+  local pid
+  if ! pid="$(registry_pid)"; then
+    rm -f "$REGISTRY_DIR/registry.pid"
+    log "registry: not running from $REGISTRY_DIR"
+    return 0
+  fi
+  kill "$pid"
+  for _ in {1..40}; do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; fi
+  rm -f "$REGISTRY_DIR/registry.pid"
+  log "registry: stopped (pid $pid)"
 }
 
-# The Debian base: minbase rootfs with apt sources, imported once per package list.
+# --- the Debian base -----------------------------------------------------------------------
+
+base_rootfs() {
+  local root="$1" mirror="$2"
+  debootstrap --variant=minbase --include="$(IFS=,; echo "${BASE_PACKAGES[*]}")" "$SUITE" "$root" "$mirror"
+  # The packages the images add leave out documentation, manuals and translations (a third of
+  # their size); copyright files stay.
+  printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
+    'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' \
+    'path-exclude=/usr/share/locale/*' >"$root/etc/dpkg/dpkg.cfg.d/rig-nodoc"
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+}
+
+# Cache key of the base: what goes into it, not the rest of this script.
+base_hash() {
+  { echo "$SUITE"; printf '%s\n' "${BASE_PACKAGES[@]}"; declare -f base_rootfs; } | sha256sum | cut -c1-16
+}
+
+# Unmounts what a failed debootstrap may have left mounted inside DIR, then deletes DIR.
+remove_tree() {
+  local m
+  awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  rm -rf "$1"
+}
+
+# $BASE_REPO:<suite>-<base_hash>, imported from a rootfs tarball cached under the same key;
+# prints that reference.
 base() {
-  local hash tarball mirror tmp
-  hash="$(printf '%s\n' "$SUITE" minbase ca-certificates | sha256sum | cut -c1-16)"
-  [[ "$(podman image inspect --format '{{index .Labels "cti.rig.hash"}}' "$BASE" 2>/dev/null)" == "$hash" ]] && return 0
-  tarball="$RIG_CACHE/images/base-$SUITE-$hash.tar"
+  local hash ref tarball mirror tmp start=$SECONDS
+  hash="$(base_hash)"
+  ref="$BASE_REPO:$SUITE-$hash"
+  if podman image exists "$ref"; then echo "$ref"; return 0; fi
+  tarball="$IMAGES_DIR/base-$SUITE-$hash.tar"
   if [[ ! -s $tarball ]]; then
     mirror="$(debian_mirror "$SUITE")"
-    log "debootstrap $SUITE minbase for the images from $mirror"
-    tmp="$(mktemp -d "$RIG_CACHE/images/base.XXXXXX")"
-    debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$tmp/root" "$mirror" >"$tmp/log" 2>&1 \
-      || { tail -n 20 "$tmp/log" >&2; rm -rf "$tmp"; die "debootstrap failed"; }
-    rm -rf "$tmp"/root/var/cache/apt/archives/*.deb "$tmp"/root/var/lib/apt/lists/*
+    log "base: debootstrap $SUITE minbase from $mirror"
+    tmp="$(mktemp -d "$IMAGES_DIR/base.XXXXXX")"
+    # shellcheck disable=SC2064 # expand now: the trap removes this build's tree
+    trap "remove_tree '$tmp'" EXIT
+    base_rootfs "$tmp/root" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
+      { tail -n 20 "$tmp/debootstrap.log" >&2; die "debootstrap failed"; }
     tar -C "$tmp/root" -c . >"$tmp/rootfs.tar"
     mv "$tmp/rootfs.tar" "$tarball"
-    rm -rf "$tmp"
+    remove_tree "$tmp"
+    trap - EXIT
+    # Older tarballs are never used again.
+    find "$IMAGES_DIR" -maxdepth 1 -name "base-$SUITE-*.tar" ! -name "${tarball##*/}" -delete
   fi
-  podman import --quiet --change "LABEL cti.rig.hash=$hash" "$tarball" "$BASE" >/dev/null
-  log "$BASE imported ($hash)"
+  podman import --quiet --change "LABEL $LABEL=$hash" "$tarball" "$ref" >/dev/null
+  # Bases of other hashes are never built on again (images made from them keep their layers).
+  podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$BASE_REPO" | grep -vxF "$ref" |
+    xargs -r podman untag >/dev/null 2>&1 || true
+  log "base: $ref imported in $((SECONDS - start))s"
+  echo "$ref"
 }
 
-# What an image is made of: its Containerfile folder, the binary it copies, and the base.
+# --- images --------------------------------------------------------------------------------
+
+label_of() { podman image inspect --format "{{index .Labels \"$LABEL\"}}" "$1" 2>/dev/null || true; }
+
+# What an image is made of: its folder (names, modes, contents) and its binary or the base.
 image_hash() {
-  local name="$1" src="${CONTEXT[$1]}"
-  {
-    (cd "$RIG_DIR/images/$name" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
-    [[ -z $src ]] || sha256sum "$src"
-    [[ -n $src ]] || podman image inspect --format '{{.Id}}' "$BASE"
-  } | sha256sum | cut -c1-16
+  local name="$1" bin="${BINARY[$1]:-}"
+  (
+    cd "$RIG_DIR/images/$name" || exit
+    find . -type f -printf '%m %p\n' | LC_ALL=C sort
+    find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    if [[ -n $bin ]]; then sha256sum <"$bin"; else echo "base $(base_hash)"; fi
+  ) | sha256sum | cut -c1-16
 }
 
-recorded() { [[ -s $JSON ]] && jq -er --arg n "$1" --arg k "$2" '.[$n][$k]' "$JSON" 2>/dev/null; }
+# The digest images.json records for NAME built from HASH and pushed to this registry.
+recorded() {
+  [[ -s $JSON ]] && jq -er --arg n "$1" --arg h "$2" --arg r "$REGISTRY/cti-rig/$1" \
+    '.[$n] | select(.hash == $h and .repository == $r) | .digest' "$JSON" 2>/dev/null
+}
 
 in_registry() {
-  curl -fsS -o /dev/null -I -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  curl -fs -o /dev/null -I --max-time 5 -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     "http://$REGISTRY/v2/cti-rig/$1/manifests/$2"
 }
 
-build_image() {
-  local name="$1" src="${CONTEXT[$1]}" hash ref ctx digest start=$SECONDS
-  [[ -z $src || -x $src ]] || die "$src missing (tests/rig/build.sh)"
-  [[ -n $src ]] || base
-  hash="$(image_hash "$name")"
-  ref="$REGISTRY/cti-rig/$name:${TAG[$name]}"
-  if [[ "$(recorded "$name" hash)" == "$hash" ]] && in_registry "$name" "$(recorded "$name" digest)"; then
-    log "image $name: cached ($(recorded "$name" digest))"
-    return 0
-  fi
-  ctx="$(mktemp -d "$RIG_CACHE/images/ctx.XXXXXX")"
-  cp -r "$RIG_DIR/images/$name/." "$ctx/"
-  [[ -z $src ]] || cp "$src" "$ctx/"
-  podman build --quiet --network host --label "cti.rig.hash=$hash" -t "$ref" "$ctx" >/dev/null \
-    || { rm -rf "$ctx"; die "building image $name failed"; }
-  podman push --quiet --tls-verify=false --digestfile "$ctx/digest" "$ref"
-  digest="$(cat "$ctx/digest")"
-  rm -rf "$ctx"
+record() {
   local tmp="$JSON.$$"
-  { [[ -s $JSON ]] && cat "$JSON" || echo '{}'; } | jq --arg n "$name" --arg r "$REGISTRY/cti-rig/$name" \
-    --arg t "${TAG[$name]}" --arg d "$digest" --arg h "$hash" \
-    '.[$n] = {repository: $r, tag: $t, digest: $d, hash: $h}' >"$tmp"
+  { if [[ -s $JSON ]]; then cat "$JSON"; else echo '{}'; fi; } |
+    jq --arg n "$1" --arg r "$REGISTRY/cti-rig/$1" --arg t "${TAG[$1]}" --arg d "$2" --arg h "$3" \
+      '.[$n] = {repository: $r, tag: $t, digest: $d, hash: $h}' >"$tmp"
   mv "$tmp" "$JSON"
-  log "image $name: built and pushed in $((SECONDS - start))s ($digest)"
 }
 
+# Builds NAME unless podman holds it for its current hash, pushes it unless the registry holds
+# it, and records its digest. Build and push output goes to $IMAGES_DIR/logs/NAME.log.
+build_image() {
+  local name="$1" bin="${BINARY[$1]:-}" base_ref="" hash ref digest old ctx what start
+  local logf="$IMAGES_DIR/logs/$name.log"
+  if [[ -n $bin ]]; then
+    [[ -x $bin ]] || bash "$RIG_DIR/build.sh" "$name"
+  else
+    base_ref="$(base)"
+  fi
+  start=$SECONDS
+  hash="$(image_hash "$name")"
+  ref="localhost/cti-rig/$name:${TAG[$name]}"
+  if digest="$(recorded "$name" "$hash")" && in_registry "$name" "$digest"; then
+    log "image $name: cached ($digest)"
+    return 0
+  fi
+  : >"$logf"
+  if [[ "$(label_of "$ref")" == "$hash" ]]; then
+    what="pushed (built before, missing from the registry)"
+  else
+    old="$(podman image inspect --format '{{.Id}}' "$ref" 2>/dev/null || true)"
+    ctx="$(mktemp -d "$IMAGES_DIR/ctx.XXXXXX")"
+    # shellcheck disable=SC2064 # expand now: the trap removes this build's context
+    trap "rm -rf '$ctx'" EXIT
+    cp -a "$RIG_DIR/images/$name/." "$ctx/"
+    # -p: the layer keeps the binary's time, so one binary always gives one digest.
+    [[ -z $bin ]] || cp -p "$bin" "$ctx/"
+    # --pull=never: the only base an image may name is the one imported here.
+    podman build --pull=never --network host --build-arg "BASE=$base_ref" --label "$LABEL=$hash" \
+      -t "$ref" "$ctx" >>"$logf" 2>&1 ||
+      { tail -n 20 "$logf" >&2; die "image $name: build failed; see $logf"; }
+    rm -rf "$ctx"
+    trap - EXIT
+    # The previous build of this name, now untagged, is never used again.
+    if [[ -n $old && $old != "$(podman image inspect --format '{{.Id}}' "$ref")" ]]; then
+      podman rmi "$old" >>"$logf" 2>&1 || true
+    fi
+    what="built and pushed"
+  fi
+  podman push --tls-verify=false --digestfile "$logf.digest" "$ref" \
+    "docker://$REGISTRY/cti-rig/$name:${TAG[$name]}" >>"$logf" 2>&1 ||
+    { tail -n 20 "$logf" >&2; die "image $name: push to $REGISTRY failed; see $logf"; }
+  digest="$(cat "$logf.digest")"
+  rm -f "$logf.digest"
+  record "$name" "$digest" "$hash"
+  log "image $name: $what in $((SECONDS - start))s ($digest)"
+}
+
+# Builds the images named (default: all of them).
 build() {
-  mkdir -p "$RIG_CACHE/images"
+  local name names=("$@") start=$SECONDS
+  ((${#names[@]})) || names=("${NAMES[@]}")
+  for name in "${names[@]}"; do
+    [[ -v "TAG[$name]" ]] || die "no image named '$name'; the images are: ${NAMES[*]}"
+  done
+  mkdir -p "$IMAGES_DIR/logs"
   with_lock registry registry
-  local name
-  for name in "${!CONTEXT[@]}"; do with_lock images build_image "$name"; done
+  for name in "${names[@]}"; do with_lock images build_image "$name"; done
+  log "images ready in $((SECONDS - start))s: $JSON"
 }
 
 case "${1:-}" in
   registry) with_lock registry registry ;;
   registry-down) with_lock registry registry_down ;;
-  build) build ;;
-  list) cat "$JSON" ;;
-  *) die "usage: $0 registry|registry-down|build|list" ;;
+  build) build "${@:2}" ;;
+  list) [[ -s $JSON ]] || die "$JSON missing: run $0 build"; cat "$JSON" ;;
+  *) die "usage: $0 registry|registry-down|build [NAME...]|list" ;;
 esac
