@@ -22,13 +22,15 @@ die() { log "ERROR: $*"; exit 1; }
 # waits and says for whom. The holder's pid is kept in the lock file for that message. Locks are
 # per component, so independent builds still run side by side.
 with_lock() {
-  local name="$1" file fd; shift
+  local name="$1" file fd holder; shift
   file="$RIG_CACHE/locks/$name"
   mkdir -p "$RIG_CACHE/locks"
   # Opened for appending: truncating would erase the holder's pid before a waiter reads it.
   exec {fd}>>"$file"
   if ! flock -n "$fd"; then
-    log "waiting for lock $name (held by pid $(cat "$file" 2>/dev/null || true))"
+    # Empty only in the moment between the holder's flock and its writing the pid.
+    holder="$(cat "$file")"
+    log "waiting for lock $name (held by pid ${holder:-unknown})"
     flock "$fd"
   fi
   echo "$$" >"$file"
