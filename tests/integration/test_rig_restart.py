@@ -25,7 +25,12 @@ def cluster():
 
     def sh(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["bash", str(RIG_DIR / "cluster.sh"), *args], env=env, capture_output=True, text=True, timeout=timeout
+            ["bash", str(RIG_DIR / "cluster.sh"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     up = sh("up")
@@ -37,7 +42,11 @@ def cluster():
 
 def kubectl(kubeconfig: str, *args: str) -> str:
     out = subprocess.run(
-        [str(rig_binary("kubectl")), "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, timeout=60
+        [str(rig_binary("kubectl")), "--kubeconfig", kubeconfig, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
@@ -68,7 +77,9 @@ def test_dead_components_are_restarted_and_objects_keep_their_uids(cluster):
     kill(state / "node" / "run" / "kubelet.pid")
     assert (
         subprocess.run(
-            [str(rig_binary("kubectl")), "--kubeconfig", kubeconfig, "get", "--raw", "/readyz"], capture_output=True
+            [str(rig_binary("kubectl")), "--kubeconfig", kubeconfig, "get", "--raw", "/readyz"],
+            capture_output=True,
+            check=False,
         ).returncode
         != 0
     ), "the API server still answers after it was killed"
@@ -85,5 +96,6 @@ def test_dead_components_are_restarted_and_objects_keep_their_uids(cluster):
         env={**os.environ, "CTI_RIG_STATE": str(state), "CTI_RIG_CLUSTER": "cti-misp-restart-test"},
         capture_output=True,
         text=True,
+        check=False,
     )
     assert status.returncode == 0, status.stderr
