@@ -390,7 +390,7 @@ def keycloak_converged(keycloak_tls, openbao, vault_mount):
         "vault_token": openbao["VAULT_TOKEN"],
         "vault_kv_mount": vault_mount["mount"],
     }
-    runs = [ansible_playbook(TARGETS / "keycloak" / "converge.yml", extravars) for _ in range(2)]
+    runs = [ansible_playbook(TARGETS / "keycloak" / "converge.yml", extravars) for _run in range(2)]
     assert runs[0].rc == 0, runs[0].stdout[-6000:]
     passwords = vault_mount["client"].secrets.kv.v2.read_secret_version(
         path="keycloak/test-users", mount_point=vault_mount["mount"], raise_on_deleted_version=True
@@ -476,7 +476,7 @@ def rbac(admin, apiserver):
     env = {"K8S_AUTH_KUBECONFIG": apiserver["KUBECONFIG"]}
     runs = [
         ansible_playbook(TARGETS / "access_rbac" / "rbac.yml", {"access_rbac_namespaces": [namespace]}, env=env)
-        for _ in range(2)
+        for _run in range(2)
     ]
     assert runs[0].rc == 0, runs[0].stdout[-4000:]
     return {"namespace": namespace, "runs": runs}

@@ -65,7 +65,7 @@ def send_like_cakephp(profile: dict, environ: dict, files: dict, to: str, subjec
     def value(item):
         return environ.get(item["env"]) if isinstance(item, dict) and "env" in item else item
 
-    scheme, _, host = profile["host"].rpartition("://")
+    scheme, _sep, host = profile["host"].rpartition("://")
     cafile = profile.get("context", {}).get("ssl", {}).get("cafile")
     context = ssl.create_default_context(cafile=files[cafile] if cafile else certifi.where())
     client_name = profile.get("client") or "localhost"
