@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ansible_playbook
-from tests.rig.peers._base import REPO
-from tests.unit.roles.misp_common.test_oidc_config import parse_php_config
+from tests.unit.roles.misp_common.test_oidc_config import TEMPLATES, parse_php_config
+from tests.unit.roles.render import render_playbook
 
 PLAYBOOK = Path(__file__).with_name("render_email.yml")
 PROFILES = ("default", "smtp", "fast")
@@ -30,14 +29,7 @@ def parse_email_php(text: str) -> dict[str, dict]:
 
 def render(tmp_path, **extravars):
     out = tmp_path / "out"
-    out.mkdir()
-    variables = {
-        "misp_base_url": "https://misp.example.org",
-        "templates_dir": str(REPO / "roles" / "misp_common" / "templates"),
-        "out_dir": str(out),
-        **extravars,
-    }
-    result = ansible_playbook(PLAYBOOK, variables, timeout=300)
+    result = render_playbook(PLAYBOOK, out, templates_dir=str(TEMPLATES), **extravars)
     rendered = {}
     if result.rc == 0:
         text = (out / "email.php").read_text()

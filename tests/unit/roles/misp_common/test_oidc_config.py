@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ansible_playbook
 from tests.rig.peers._base import REPO
+from tests.unit.roles.render import render_playbook
 
 PLAYBOOK = Path(__file__).with_name("render_config.yml")
+TEMPLATES = REPO / "roles" / "misp_common" / "templates"
 SECRET = "oidc-literal-secret-5f1c2b9e"
 KEYCLOAK_FACT = {
     "provider_url": "https://sso.example.org/realms/misp",
@@ -79,14 +80,7 @@ def parse_php_config(text: str):
 
 def render(tmp_path, **extravars):
     out = tmp_path / "out"
-    out.mkdir()
-    variables = {
-        "misp_base_url": "https://misp.example.org",
-        "templates_dir": str(REPO / "roles" / "misp_common" / "templates"),
-        "out_dir": str(out),
-        **extravars,
-    }
-    result = ansible_playbook(PLAYBOOK, variables, timeout=300)
+    result = render_playbook(PLAYBOOK, out, templates_dir=str(TEMPLATES), **extravars)
     rendered = {}
     if result.rc == 0:
         rendered = {

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration.conftest import ansible_playbook
 from tests.rig.peers._base import REPO
+from tests.unit.roles.render import render_playbook
 
 PLAYBOOK = Path(__file__).with_name("render_job.yml")
 CA = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
@@ -20,14 +20,7 @@ CA = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
 
 def render(tmp_path: Path, name: str, **extravars) -> dict:
     out = tmp_path / name
-    out.mkdir()
-    variables = {
-        "misp_base_url": "https://misp.example.org",
-        "role_dir": str(REPO / "roles" / "misp_update"),
-        "out_dir": str(out),
-        **extravars,
-    }
-    result = ansible_playbook(PLAYBOOK, variables, timeout=300)
+    result = render_playbook(PLAYBOOK, out, role_dir=str(REPO / "roles" / "misp_update"), **extravars)
     assert result.rc == 0, result.stdout[-3000:]
     return yaml.safe_load((out / "job.yaml").read_text())
 

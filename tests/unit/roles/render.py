@@ -1,0 +1,14 @@
+"""Runs a role-rendering playbook of these unit tests into a fresh output directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integration.conftest import PlaybookResult, ansible_playbook
+
+
+def render_playbook(playbook: Path, out: Path, **variables) -> PlaybookResult:
+    """Run ``playbook`` with ``out_dir`` set to ``out`` (created here) and MISP's base URL set."""
+    out.mkdir()
+    extravars = {"misp_base_url": "https://misp.example.org", "out_dir": str(out), **variables}
+    return ansible_playbook(playbook, extravars, timeout=300)
