@@ -18,13 +18,21 @@ REGISTRY_DIR="$RIG_CACHE/registry"
 IMAGES_DIR="$RIG_CACHE/images"
 JSON="$IMAGES_DIR/images.json"
 SUITE=bookworm
-# The Debian base, tagged with its hash (base_hash) and passed to the Containerfiles as BASE.
+# The Debian base of each suite, tagged with its hash (base_hash) and passed to the
+# Containerfiles as BASE.
 BASE_REPO=localhost/cti-rig/debian-base
 BASE_PACKAGES=(ca-certificates)
 # Label holding an image's input hash: what a warm run compares.
 LABEL=cti.rig.hash
 # Every image, in build order; each is tests/rig/images/<name>.
-NAMES=(pause coredns metrics-server kube-network-policies tools mariadb redis)
+NAMES=(pause coredns metrics-server kube-network-policies tools mariadb redis misp misp-v2)
+# The MISP stand-in needs trixie's PHP 8.4 (misp-docker's core image runs php-fpm8.4).
+declare -A SUITE_OF=([misp]=trixie [misp-v2]=trixie)
+# Folders copied into an image's build context beside its own (the PHP double of MISP).
+declare -A EXTRA=([misp]="$RIG_DIR/../doubles/misp_php" [misp-v2]="$RIG_DIR/../doubles/misp_php")
+# Variants: the same folder and repository as another image, built with VARIANT=<tag>, which
+# changes only a label, so a second digest costs no package download (blue/green upgrades).
+declare -A VARIANT_OF=([misp-v2]=misp)
 # Images of a static Go program that build.sh makes (the build.sh target is the image name);
 # the others build on the Debian base.
 declare -A BINARY=(
@@ -35,6 +43,7 @@ declare -A BINARY=(
 declare -A TAG=(
   [pause]="$SUITE" [coredns]="$COREDNS_VERSION" [metrics-server]="$METRICS_SERVER_VERSION"
   [kube-network-policies]="$KNP_VERSION" [tools]="$SUITE" [mariadb]="$SUITE" [redis]="$SUITE"
+  [misp]=v1 [misp-v2]=v2
 )
 
 # --- registry ------------------------------------------------------------------------------
@@ -104,9 +113,9 @@ base_rootfs() {
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 }
 
-# Cache key of the base: what goes into it, not the rest of this script.
+# Cache key of the base of suite $1: what goes into it, not the rest of this script.
 base_hash() {
-  { echo "$SUITE"; printf '%s\n' "${BASE_PACKAGES[@]}"; declare -f base_rootfs; } | sha256sum | cut -c1-16
+  { echo "$1"; printf '%s\n' "${BASE_PACKAGES[@]}"; declare -f base_rootfs; } | sha256sum | cut -c1-16
 }
 
 # Unmounts what a failed debootstrap may have left mounted inside DIR, then deletes DIR.
@@ -116,32 +125,35 @@ remove_tree() {
   rm -rf "$1"
 }
 
-# $BASE_REPO:<suite>-<base_hash>, imported from a rootfs tarball cached under the same key;
-# prints that reference.
+# $BASE_REPO:<suite>-<base_hash> for suite $1, imported from a rootfs tarball cached under the
+# same key; prints that reference.
 base() {
-  local hash ref tarball mirror tmp start=$SECONDS
-  hash="$(base_hash)"
-  ref="$BASE_REPO:$SUITE-$hash"
+  local suite="$1" hash ref tarball mirror tmp start=$SECONDS
+  hash="$(base_hash "$suite")"
+  ref="$BASE_REPO:$suite-$hash"
   if podman image exists "$ref"; then echo "$ref"; return 0; fi
-  tarball="$IMAGES_DIR/base-$SUITE-$hash.tar"
+  tarball="$IMAGES_DIR/base-$suite-$hash.tar"
   if [[ ! -s $tarball ]]; then
-    mirror="$(debian_mirror "$SUITE")"
-    log "base: debootstrap $SUITE minbase from $mirror"
+    # Sources may list only the host's suite; its mirror serves every suite.
+    mirror="$(debian_mirror "$suite" 2>/dev/null || debian_mirror "$SUITE")"
+    log "base: debootstrap $suite minbase from $mirror"
     tmp="$(mktemp -d "$IMAGES_DIR/base.XXXXXX")"
     # shellcheck disable=SC2064 # expand now: the trap removes this build's tree
     trap "remove_tree '$tmp'" EXIT
-    base_rootfs "$tmp/root" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
+    SUITE="$suite" base_rootfs "$tmp/root" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
       { tail -n 20 "$tmp/debootstrap.log" >&2; die "debootstrap failed"; }
     tar -C "$tmp/root" -c . >"$tmp/rootfs.tar"
     mv "$tmp/rootfs.tar" "$tarball"
     remove_tree "$tmp"
     trap - EXIT
     # Older tarballs are never used again.
-    find "$IMAGES_DIR" -maxdepth 1 -name "base-$SUITE-*.tar" ! -name "${tarball##*/}" -delete
+    find "$IMAGES_DIR" -maxdepth 1 -name "base-$suite-*.tar" ! -name "${tarball##*/}" -delete
   fi
   podman import --quiet --change "LABEL $LABEL=$hash" "$tarball" "$ref" >/dev/null
-  # Bases of other hashes are never built on again (images made from them keep their layers).
-  podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$BASE_REPO" | grep -vxF "$ref" |
+  # Bases of this suite with other hashes are never built on again (images made from them keep
+  # their layers).
+  podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$BASE_REPO" |
+    grep -F "$BASE_REPO:$suite-" | grep -vxF "$ref" |
     xargs -r podman untag >/dev/null 2>&1 || true
   log "base: $ref imported in $((SECONDS - start))s"
   echo "$ref"
@@ -151,20 +163,27 @@ base() {
 
 label_of() { podman image inspect --format "{{index .Labels \"$LABEL\"}}" "$1" 2>/dev/null || true; }
 
-# What an image is made of: its folder (names, modes, contents) and its binary or the base.
+# The image NAME is a variant of (itself when none): its folder and repository.
+folder() { echo "${VARIANT_OF[$1]:-$1}"; }
+
+# What an image is made of: its folders (names, modes, contents), its variant, and its binary
+# or the base.
 image_hash() {
-  local name="$1" bin="${BINARY[$1]:-}"
+  local name="$1" bin="${BINARY[$1]:-}" dir
   (
-    cd "$RIG_DIR/images/$name" || exit
-    find . -type f -printf '%m %p\n' | LC_ALL=C sort
-    find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
-    if [[ -n $bin ]]; then sha256sum <"$bin"; else echo "base $(base_hash)"; fi
+    for dir in "$RIG_DIR/images/$(folder "$name")" ${EXTRA[$name]:+"${EXTRA[$name]}"}; do
+      cd "$dir" || exit
+      find . -type f -printf '%m %p\n' | LC_ALL=C sort
+      find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    done
+    [[ ! -v "VARIANT_OF[$name]" ]] || echo "variant ${TAG[$name]}"
+    if [[ -n $bin ]]; then sha256sum <"$bin"; else echo "base $(base_hash "${SUITE_OF[$name]:-$SUITE}")"; fi
   ) | sha256sum | cut -c1-16
 }
 
 # The digest images.json records for NAME built from HASH and pushed to this registry.
 recorded() {
-  [[ -s $JSON ]] && jq -er --arg n "$1" --arg h "$2" --arg r "$REGISTRY/cti-rig/$1" \
+  [[ -s $JSON ]] && jq -er --arg n "$1" --arg h "$2" --arg r "$REGISTRY/cti-rig/$(folder "$1")" \
     '.[$n] | select(.hash == $h and .repository == $r) | .digest' "$JSON" 2>/dev/null
 }
 
@@ -177,7 +196,7 @@ in_registry() {
 record() {
   local tmp="$JSON.$$"
   { if [[ -s $JSON ]]; then cat "$JSON"; else echo '{}'; fi; } |
-    jq --arg n "$1" --arg r "$REGISTRY/cti-rig/$1" --arg t "${TAG[$1]}" --arg d "$2" --arg h "$3" \
+    jq --arg n "$1" --arg r "$REGISTRY/cti-rig/$(folder "$1")" --arg t "${TAG[$1]}" --arg d "$2" --arg h "$3" \
       '.[$n] = {repository: $r, tag: $t, digest: $d, hash: $h}' >"$tmp"
   mv "$tmp" "$JSON"
 }
@@ -186,16 +205,17 @@ record() {
 # it, and records its digest. Build and push output goes to $IMAGES_DIR/logs/NAME.log.
 build_image() {
   local name="$1" bin="${BINARY[$1]:-}" base_ref="" hash ref digest old ctx what start
-  local logf="$IMAGES_DIR/logs/$name.log"
+  local logf="$IMAGES_DIR/logs/$name.log" repo
+  repo="$(folder "$name")"
   if [[ -n $bin ]]; then
     [[ -x $bin ]] || bash "$RIG_DIR/build.sh" "$name"
   else
-    base_ref="$(base)"
+    base_ref="$(base "${SUITE_OF[$name]:-$SUITE}")"
   fi
   start=$SECONDS
   hash="$(image_hash "$name")"
-  ref="localhost/cti-rig/$name:${TAG[$name]}"
-  if digest="$(recorded "$name" "$hash")" && in_registry "$name" "$digest"; then
+  ref="localhost/cti-rig/$repo:${TAG[$name]}"
+  if digest="$(recorded "$name" "$hash")" && in_registry "$repo" "$digest"; then
     log "image $name: cached ($digest)"
     return 0
   fi
@@ -207,11 +227,13 @@ build_image() {
     ctx="$(mktemp -d "$IMAGES_DIR/ctx.XXXXXX")"
     # shellcheck disable=SC2064 # expand now: the trap removes this build's context
     trap "rm -rf '$ctx'" EXIT
-    cp -a "$RIG_DIR/images/$name/." "$ctx/"
+    cp -a "$RIG_DIR/images/$repo/." "$ctx/"
+    [[ ! -v "EXTRA[$name]" ]] || cp -a "${EXTRA[$name]}" "$ctx/"
     # -p: the layer keeps the binary's time, so one binary always gives one digest.
     [[ -z $bin ]] || cp -p "$bin" "$ctx/"
     # --pull=never: the only base an image may name is the one imported here.
     podman build --pull=never --network host --build-arg "BASE=$base_ref" --label "$LABEL=$hash" \
+      ${VARIANT_OF[$name]:+--build-arg "VARIANT=${TAG[$name]}"} \
       -t "$ref" "$ctx" >>"$logf" 2>&1 ||
       { tail -n 20 "$logf" >&2; die "image $name: build failed; see $logf"; }
     rm -rf "$ctx"
@@ -223,7 +245,7 @@ build_image() {
     what="built and pushed"
   fi
   podman push --tls-verify=false --digestfile "$logf.digest" "$ref" \
-    "docker://$REGISTRY/cti-rig/$name:${TAG[$name]}" >>"$logf" 2>&1 ||
+    "docker://$REGISTRY/cti-rig/$repo:${TAG[$name]}" >>"$logf" 2>&1 ||
     { tail -n 20 "$logf" >&2; die "image $name: push to $REGISTRY failed; see $logf"; }
   digest="$(cat "$logf.digest")"
   rm -f "$logf.digest"
