@@ -1,0 +1,122 @@
+"""One ingress_controller for the whole platform (issue 17): the inventory's choice reaches RKE2's
+config.yaml, the controller's HelmChartConfig, MISP's Ingress and the NetworkPolicy peer of MISP's
+frontend together, and a controller the cluster does not run is refused before anything changes.
+
+The roles run against the rig's real kube-apiserver; config.yaml is rendered from the rke2 role's
+own defaults, variables and template (tests/integration/targets/ingress_controller/converge.yml).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.dynamic.exceptions import NotFoundError
+
+from tests.integration.conftest import ansible_playbook
+
+pytestmark = pytest.mark.rig
+
+PLAYBOOK = Path(__file__).parent / "targets" / "ingress_controller" / "converge.yml"
+NAMESPACE = "misp"  # inventories/local: misp_namespace
+PEER_POLICY = "misp-frontend-from-ingress-controller"
+EXPECTED = {
+    "nginx": {"rke2": "ingress-nginx", "chart": "rke2-ingress-nginx", "class": "nginx"},
+    "traefik": {"rke2": "traefik", "chart": "rke2-traefik", "class": "traefik"},
+}
+
+
+def converge(env, out: Path | None = None, **variables):
+    extravars = {"rke2_token": "rig-token", "rke2_servers_group": "controller", **variables}
+    if out is not None:
+        out.mkdir()
+        extravars["out_dir"] = str(out)
+    return ansible_playbook(PLAYBOOK, extravars, env=env, timeout=600)
+
+
+def helmchartconfig(dyn, name):
+    api = dyn.resources.get(api_version="helm.cattle.io/v1", kind="HelmChartConfig")
+    try:
+        return api.get(name=name, namespace="kube-system")
+    except NotFoundError:
+        return None
+
+
+def state(api, dyn) -> dict:
+    """resourceVersion of every object the ingress part writes (None: absent)."""
+    net = client.NetworkingV1Api(api)
+    versions = {chart["chart"]: getattr(helmchartconfig(dyn, chart["chart"]), "metadata", None) for chart in EXPECTED.values()}
+    return {
+        "policy": net.read_namespaced_network_policy(PEER_POLICY, NAMESPACE).metadata.resource_version,
+        "ingress": net.read_namespaced_ingress("misp", NAMESPACE).metadata.resource_version,
+        **{name: meta.resourceVersion if meta else None for name, meta in versions.items()},
+    }
+
+
+@pytest.fixture(scope="module")
+def no_rke2_charts(dyn):
+    """No packaged controller HelmChart in kube-system (a cluster without RKE2's charts), and the
+    HelmChartConfigs this module writes removed at the end."""
+    charts = dyn.resources.get(api_version="helm.cattle.io/v1", kind="HelmChart")
+    for name in ("rke2-traefik", "rke2-ingress-nginx"):
+        assert not charts.get(namespace="kube-system", field_selector=f"metadata.name={name}").items, name
+    yield
+    configs = dyn.resources.get(api_version="helm.cattle.io/v1", kind="HelmChartConfig")
+    for name in ("rke2-ingress-nginx",):
+        if helmchartconfig(dyn, name):
+            configs.delete(name=name, namespace="kube-system")
+
+
+@pytest.mark.parametrize("controller", ["nginx", "traefik"])
+def test_the_choice_reaches_config_yaml_helmchartconfig_ingress_and_peers(controller, api, dyn, env, tmp_path, no_rke2_charts):
+    expected = EXPECTED[controller]
+    result = converge(env, tmp_path / "out", ingress_controller=controller)
+    assert result.rc == 0, result.stdout[-4000:]
+
+    config = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
+    assert config["ingress-controller"] == expected["rke2"]
+
+    hcc = helmchartconfig(dyn, expected["chart"])
+    assert hcc is not None, f"no HelmChartConfig {expected['chart']}"
+    values = yaml.safe_load(hcc.spec.valuesContent)
+    if controller == "traefik":
+        assert values["ports"]["web"]["redirections"]["entryPoint"]["to"] == "websecure"
+    else:
+        assert values["controller"]["config"]["ssl-protocols"] == "TLSv1.2 TLSv1.3"
+
+    net = client.NetworkingV1Api(api)
+    assert net.read_namespaced_ingress("misp", NAMESPACE).spec.ingress_class_name == expected["class"]
+    peer = net.read_namespaced_network_policy(PEER_POLICY, NAMESPACE).spec.ingress[0]._from[0]
+    assert peer.namespace_selector.match_labels == {"kubernetes.io/metadata.name": "kube-system"}
+    assert peer.pod_selector.match_labels == {"app.kubernetes.io/name": expected["chart"]}
+
+
+def test_a_controller_the_cluster_does_not_run_is_refused_before_any_change(api, dyn, env, no_rke2_charts):
+    """A cluster whose RKE2 deployed rke2-traefik: asking for nginx stops at the check, naming both,
+    and no object changes (namespace_baseline comes after the check, as in playbooks/platform.yml)."""
+    assert converge(env, ingress_controller="traefik").rc == 0
+    charts = dyn.resources.get(api_version="helm.cattle.io/v1", kind="HelmChart")
+    charts.create(
+        body={
+            "apiVersion": "helm.cattle.io/v1",
+            "kind": "HelmChart",
+            "metadata": {"name": "rke2-traefik", "namespace": "kube-system"},
+            "spec": {"chart": "rke2-traefik", "bootstrap": False},
+        },
+        namespace="kube-system",
+    )
+    try:
+        before = state(api, dyn)
+        result = converge(env, ingress_controller="nginx")
+        assert result.rc != 0
+        assert (
+            "ingress_controller is 'nginx' but the cluster (HelmCharts in kube-system) runs traefik" in result.stdout
+        ), result.stdout[-4000:]
+        assert "RKE2's ingress migration guide" in result.stdout
+        assert state(api, dyn) == before
+        # The controller the cluster runs still converges.
+        assert converge(env, ingress_controller="traefik").rc == 0
+    finally:
+        charts.delete(name="rke2-traefik", namespace="kube-system")
