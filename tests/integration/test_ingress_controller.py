@@ -47,7 +47,8 @@ def helmchartconfig(dyn, name):
 def state(api, dyn) -> dict:
     """resourceVersion of every object the ingress part writes (None: absent)."""
     net = client.NetworkingV1Api(api)
-    versions = {chart["chart"]: getattr(helmchartconfig(dyn, chart["chart"]), "metadata", None) for chart in EXPECTED.values()}
+    charts = [entry["chart"] for entry in EXPECTED.values()]
+    versions = {name: getattr(helmchartconfig(dyn, name), "metadata", None) for name in charts}
     return {
         "policy": net.read_namespaced_network_policy(PEER_POLICY, NAMESPACE).metadata.resource_version,
         "ingress": net.read_namespaced_ingress("misp", NAMESPACE).metadata.resource_version,
@@ -70,7 +71,8 @@ def no_rke2_charts(dyn):
 
 
 @pytest.mark.parametrize("controller", ["nginx", "traefik"])
-def test_the_choice_reaches_config_yaml_helmchartconfig_ingress_and_peers(controller, api, dyn, env, tmp_path, no_rke2_charts):
+@pytest.mark.usefixtures("no_rke2_charts")
+def test_the_choice_reaches_config_yaml_helmchartconfig_ingress_and_peers(controller, api, dyn, env, tmp_path):
     expected = EXPECTED[controller]
     result = converge(env, tmp_path / "out", ingress_controller=controller)
     assert result.rc == 0, result.stdout[-4000:]
@@ -93,7 +95,8 @@ def test_the_choice_reaches_config_yaml_helmchartconfig_ingress_and_peers(contro
     assert peer.pod_selector.match_labels == {"app.kubernetes.io/name": expected["chart"]}
 
 
-def test_a_controller_the_cluster_does_not_run_is_refused_before_any_change(api, dyn, env, no_rke2_charts):
+@pytest.mark.usefixtures("no_rke2_charts")
+def test_a_controller_the_cluster_does_not_run_is_refused_before_any_change(api, dyn, env):
     """A cluster whose RKE2 deployed rke2-traefik: asking for nginx stops at the check, naming both,
     and no object changes (namespace_baseline comes after the check, as in playbooks/platform.yml)."""
     assert converge(env, ingress_controller="traefik").rc == 0
