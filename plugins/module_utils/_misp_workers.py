@@ -18,7 +18,8 @@ from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import
     MispApi,
     MispApiError,
 )
-from ansible_collections.cti.misp_platform.plugins.module_utils._supervisor import Supervisor
+from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import Direct
+from ansible_collections.cti.misp_platform.plugins.module_utils._supervisor import Supervisor, SupervisorError
 
 # MISP's BackgroundJobsTool::VALID_QUEUES; the first five are the ones `cake start_worker` serves.
 VALID_QUEUES = ("default", "email", "cache", "prio", "update", "scheduler")
@@ -291,10 +292,11 @@ def misp_opinion(api, queues):
     return {"answer": answer, "error": None, "disagree": disagree}
 
 
-def execute(params, check_mode=False):
+def execute(params, check_mode=False, route=None):
     """Everything the module does; raises WorkersError, SupervisorError or MispApiError.
 
-    Both clients are built, and so every option checked, before supervisord is asked anything.
+    Both clients are built, and so every option checked, before supervisord is asked anything
+    and before ``route`` (a _port_forward.reach() result for ``supervisor_url``) is opened.
     """
     runner = WorkersRunner(Supervisor(params), params, check_mode)
     if params.get("url"):
@@ -306,12 +308,18 @@ def execute(params, check_mode=False):
             positive_seconds("timeout", params.get("timeout"), 30)
         except ValueError as exc:
             raise WorkersError(str(exc)) from None
-    try:
-        result = runner.run()
-    except WorkersError as exc:
-        if api:
-            exc.result["misp_workers"] = misp_opinion(api, exc.result["queues"])
-        raise
+    with route or Direct() as reached:
+        try:
+            runner.supervisor = Supervisor(dict(params, supervisor_url=reached.url(params["supervisor_url"])))
+            result = runner.run()
+        except WorkersError as exc:
+            exc.message = reached.explain(exc.message)
+            if api:
+                exc.result["misp_workers"] = misp_opinion(api, exc.result["queues"])
+            raise
+        except SupervisorError as exc:
+            exc.message = reached.explain(exc.message)
+            raise
     if api:
         result["misp_workers"] = misp_opinion(api, result["queues"])
     return result

@@ -72,6 +72,7 @@ options:
     default: auto
 extends_documentation_fragment:
   - cti.misp_platform.misp_api
+  - cti.misp_platform.port_forward
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -83,6 +84,8 @@ attributes:
   platform:
     platforms: posix
 notes:
+  - O(port_forward) carries the connections to O(url), for a controller outside the cluster
+    network that the NetworkPolicies keep away from MISP's frontends.
   - Reads cost requests, so O(read_strategy=auto) picks the cheaper of the two ways MISP offers.
     A single C(getSetting) is fast; the bulk C(serverSettings) read costs roughly as much as ten
     of them because MISP runs its diagnostics while answering, but it stays one request however
@@ -134,6 +137,17 @@ EXAMPLES = r"""
   check_mode: true
   diff: true
   register: preview
+
+- name: From a controller outside the cluster, through the API server (RBAC pods/portforward)
+  cti.misp_platform.misp_settings:
+    url: http://misp-frontend.misp.svc
+    api_key: "{{ misp_api_key }}"
+    port_forward:
+      namespace: misp
+      service: misp-frontend
+      kubeconfig: ~/.kube/config
+    settings:
+      MISP.disable_emailing: false
 """
 
 RETURN = r"""
@@ -207,10 +221,15 @@ from ansible_collections.cti.misp_platform.plugins.module_utils._misp_settings i
     SettingsRun,
     secret_values,
 )
+from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import (
+    PORT_FORWARD_SPEC,
+    PortForwardError,
+    reach,
+)
 
 
 def argspec():
-    return dict(MISP_API_ARGSPEC, **MISP_SETTINGS_ARGSPEC)
+    return dict(MISP_API_ARGSPEC, port_forward=PORT_FORWARD_SPEC, **MISP_SETTINGS_ARGSPEC)
 
 
 def main():
@@ -218,13 +237,19 @@ def main():
     # Before anything can fail (a bad url, a wrong key), so that no output shows them.
     module.no_log_values.update(secret_values(module.params))
     try:
-        api = MispApi(module.params)
-        run = SettingsRun(api, module.params, module.check_mode, module.no_log_values.add, module.warn)
-        result = run.run()
-    except MispSettingsError as exc:
-        module.fail_json(msg=exc.message, **exc.result)
-    except MispApiError as exc:
-        module.fail_json(msg=exc.message)
+        # Built first so that a bad url or timeout fails before any port-forward is opened.
+        MispApi(module.params)
+        with reach(module.params, "url") as route:
+            try:
+                api = MispApi(dict(module.params, url=route.url(module.params["url"])))
+                run = SettingsRun(api, module.params, module.check_mode, module.no_log_values.add, module.warn)
+                result = run.run()
+            except MispSettingsError as exc:
+                module.fail_json(msg=route.explain(exc.message), **exc.result)
+            except MispApiError as exc:
+                module.fail_json(msg=route.explain(exc.message))
+    except (MispApiError, PortForwardError) as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
 

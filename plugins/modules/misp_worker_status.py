@@ -73,6 +73,7 @@ options:
     required: false
 extends_documentation_fragment:
   - cti.misp_platform.supervisor
+  - cti.misp_platform.port_forward
   - cti.misp_platform.misp_api
   - ansible.builtin.action_common_attributes
 attributes:
@@ -85,6 +86,8 @@ attributes:
   platform:
     platforms: posix
 notes:
+  - O(port_forward) carries the connections to O(supervisor_url), for a controller outside the
+    cluster network that the NetworkPolicies keep away from port 9001; O(url) is reached directly.
   - MISP judges a worker alive from C(/proc/<pid>) on the pod that answers the request, so with
     workers in their own pods MISP reports live workers as dead (MISP issue 8616). This module
     therefore judges health from supervisord alone; the MISP answer is only reported.
@@ -127,6 +130,15 @@ EXAMPLES = r"""
     state: restarted
     url: https://misp.example.org
     api_key: "{{ misp_api_key }}"
+
+- name: From a controller outside the cluster, through the API server (RBAC pods/portforward)
+  cti.misp_platform.misp_worker_status:
+    supervisor_url: http://misp-workers.misp.svc:9001
+    supervisor_user: supervisor
+    supervisor_password: "{{ misp_supervisor_password }}"
+    port_forward:
+      namespace: misp
+      service: misp-workers
 """
 
 RETURN = r"""
@@ -287,6 +299,11 @@ from ansible_collections.cti.misp_platform.plugins.module_utils._misp_workers im
     WorkersError,
     execute,
 )
+from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import (
+    PORT_FORWARD_SPEC,
+    PortForwardError,
+    reach,
+)
 from ansible_collections.cti.misp_platform.plugins.module_utils._supervisor import (
     SUPERVISOR_ARGSPEC,
     SUPERVISOR_REQUIRED_TOGETHER,
@@ -295,7 +312,7 @@ from ansible_collections.cti.misp_platform.plugins.module_utils._supervisor impo
 
 
 def argspec():
-    return dict(SUPERVISOR_ARGSPEC, **MISP_OPINION_ARGSPEC, **WORKERS_ARGSPEC)
+    return dict(SUPERVISOR_ARGSPEC, port_forward=PORT_FORWARD_SPEC, **MISP_OPINION_ARGSPEC, **WORKERS_ARGSPEC)
 
 
 def main():
@@ -305,11 +322,13 @@ def main():
         supports_check_mode=True,
     )
     try:
-        result = execute(module.params, module.check_mode)
+        result = execute(module.params, module.check_mode, reach(module.params, "supervisor_url"))
     except WorkersError as exc:
         module.fail_json(msg=exc.message, **exc.result)
     except (SupervisorError, MispApiError) as exc:
         module.fail_json(msg=exc.message)
+    except PortForwardError as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
 

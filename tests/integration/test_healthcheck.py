@@ -83,6 +83,8 @@ def check(k8s_cluster, run_playbook, ns, supervisor):
                 "misp_namespace": ns,
                 "cti_kubeconfig": k8s_cluster["kubeconfig"],
                 "misp_healthcheck_supervisor_url": supervisor.url,
+                # supervisord runs on loopback here, not in a pod.
+                "misp_healthcheck_port_forward": False,
                 "misp_healthcheck_supervisor_user": supervisor.user,
                 "misp_healthcheck_supervisor_password": supervisor.password,
                 # Longhorn's CRDs exist on the rig; its volumes there belong to other tests.

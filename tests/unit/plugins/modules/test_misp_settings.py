@@ -37,7 +37,9 @@ def base(misp, **extra):
 
 def test_argspec_is_the_shared_groups():
     spec = misp_settings.argspec()
-    assert set(spec) == set(MISP_API_ARGSPEC) | set(MISP_SETTINGS_ARGSPEC)
+    assert set(spec) == set(MISP_API_ARGSPEC) | set(MISP_SETTINGS_ARGSPEC) | {"port_forward"}
+    assert spec["port_forward"]["options"]["api_key"]["no_log"] is True
+    assert spec["port_forward"]["options"]["kubeconfig"]["no_log"] is True
     assert spec["api_key"]["no_log"] is True
     assert spec["secret_settings"]["no_log"] is True
 

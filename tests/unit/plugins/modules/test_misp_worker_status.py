@@ -13,7 +13,7 @@ import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.cti.misp_platform.plugins.doc_fragments import misp_api, supervisor
+from ansible_collections.cti.misp_platform.plugins.doc_fragments import misp_api, port_forward, supervisor
 from ansible_collections.cti.misp_platform.plugins.modules import misp_worker_status
 
 USER = "wrk-admin-7f3k"
@@ -48,7 +48,7 @@ def run_module(capsys, **args):
 def documented_options():
     options = yaml.safe_load(misp_worker_status.DOCUMENTATION)["options"]
     merged = {}
-    for fragment in (supervisor, misp_api):
+    for fragment in (supervisor, port_forward, misp_api):
         merged.update(yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)["options"])
     # The module's own entries refine the fragment's, as ansible-doc merges them.
     for name, doc in options.items():
