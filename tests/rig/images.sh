@@ -25,7 +25,7 @@ BASE_PACKAGES=(ca-certificates)
 # Label holding an image's input hash: what a warm run compares.
 LABEL=cti.rig.hash
 # Every image, in build order; each is tests/rig/images/<name>.
-NAMES=(pause coredns metrics-server kube-network-policies tools mariadb redis misp misp-v2)
+NAMES=(pause coredns metrics-server kube-network-policies tools mariadb redis misp misp-v2 traefik klipper-helm)
 # The MISP stand-in needs trixie's PHP 8.4 (misp-docker's core image runs php-fpm8.4).
 declare -A SUITE_OF=([misp]=trixie [misp-v2]=trixie)
 # Folders copied into an image's build context beside its own (the PHP double of MISP).
@@ -39,11 +39,15 @@ declare -A BINARY=(
   [coredns]="$RIG_BIN/coredns-$COREDNS_VERSION/coredns"
   [metrics-server]="$RIG_BIN/metrics-server-$METRICS_SERVER_VERSION/metrics-server"
   [kube-network-policies]="$RIG_BIN/kube-network-policies-$KNP_VERSION/kube-network-policies"
+  [traefik]="$RIG_BIN/traefik-$TRAEFIK_VERSION/traefik"
+  [klipper-helm]="$RIG_BIN/helm-$HELM_VERSION"
 )
+# Images of such a binary that also need the Debian base (a shell), with their build.sh target.
+declare -A BINARY_ON_BASE=([klipper-helm]=helm)
 declare -A TAG=(
   [pause]="$SUITE" [coredns]="$COREDNS_VERSION" [metrics-server]="$METRICS_SERVER_VERSION"
   [kube-network-policies]="$KNP_VERSION" [tools]="$SUITE" [mariadb]="$SUITE" [redis]="$SUITE"
-  [misp]=v1 [misp-v2]=v2
+  [misp]=v1 [misp-v2]=v2 [traefik]="v$TRAEFIK_VERSION" [klipper-helm]="$HELM_VERSION"
 )
 
 # --- registry ------------------------------------------------------------------------------
@@ -177,7 +181,8 @@ image_hash() {
       find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
     done
     [[ ! -v "VARIANT_OF[$name]" ]] || echo "variant ${TAG[$name]}"
-    if [[ -n $bin ]]; then sha256sum <"$bin"; else echo "base $(base_hash "${SUITE_OF[$name]:-$SUITE}")"; fi
+    [[ -z $bin ]] || sha256sum <"$bin"
+    if [[ -z $bin || -v "BINARY_ON_BASE[$name]" ]]; then echo "base $(base_hash "${SUITE_OF[$name]:-$SUITE}")"; fi
   ) | sha256sum | cut -c1-16
 }
 
@@ -208,8 +213,9 @@ build_image() {
   local logf="$IMAGES_DIR/logs/$name.log" repo
   repo="$(folder "$name")"
   if [[ -n $bin ]]; then
-    [[ -x $bin ]] || bash "$RIG_DIR/build.sh" "$name"
-  else
+    [[ -x $bin ]] || bash "$RIG_DIR/build.sh" "${BINARY_ON_BASE[$name]:-$name}"
+  fi
+  if [[ -z $bin || -v "BINARY_ON_BASE[$name]" ]]; then
     base_ref="$(base "${SUITE_OF[$name]:-$SUITE}")"
   fi
   start=$SECONDS
