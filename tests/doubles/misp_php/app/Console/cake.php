@@ -155,7 +155,7 @@ function task($shell, $command, $args)
 // table jobs and in Redis. supervisord names the process (SUPERVISOR_PROCESS_NAME).
 function startWorker($queue)
 {
-    if (!in_array($queue, array('default', 'email', 'cache', 'prio', 'update'), true)) {
+    if (!in_array($queue, Misp::QUEUES, true)) {
         fail("Invalid queue '$queue'.");
     }
     $name = getenv('SUPERVISOR_PROCESS_NAME') ?: $queue . '_' . getmypid();

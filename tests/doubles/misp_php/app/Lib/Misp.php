@@ -11,6 +11,9 @@ require_once __DIR__ . '/Cake.php';
 
 class Misp
 {
+    // The queues `cake start_worker` serves (BackgroundJobsTool::VALID_QUEUES without scheduler).
+    const QUEUES = array('default', 'email', 'cache', 'prio', 'update');
+
     private static $db;
     private static $redis = array();
 

@@ -7,6 +7,8 @@
  *   GET  /servers/getSetting/<name>         definition and value; 404 unknown, 403 redacted
  *   GET  /servers/serverSettings            finalSettings, redacted values *****
  *   POST /servers/serverSettingsEdit/<name> {"value": ..., "force": ...}; 403 with errors, 405 CLI-only
+ *   GET  /servers/getWorkers                each queue's workers as supervisord lists them, "alive"
+ *                                           judged from /proc on this pod (MISP issue 8616), jobCount
  *   POST /users/login                       starts a PHP session (in Redis) for the key's user
  *   GET  /users/view/me                     the session's user, from any replica
  *   POST /jobs/enqueue/<queue>              (the double's own) a job for `cake start_worker <queue>`
@@ -17,6 +19,7 @@
 
 require dirname(__DIR__) . '/Lib/Misp.php';
 require dirname(__DIR__) . '/Lib/Settings.php';
+require dirname(__DIR__) . '/Lib/Supervisor.php';
 
 const AUTH_FAILED = 'Authentication failed. Please make sure you pass the API key of an API enabled '
     . 'user along in the Authorization header.';
@@ -125,6 +128,40 @@ function serverSettingsEdit($path, $name, $body)
     return saved('serverSettingsEdit', 'Field updated');
 }
 
+// Server::workerDiagnostics for SimpleBackgroundJobs: supervisord's processes of group
+// misp-workers per queue, a worker alive when its pid is in this pod's /proc.
+function getWorkers()
+{
+    if (!Configure::read('MISP.background_jobs')) {
+        return array('Background jobs not enabled');
+    }
+    try {
+        $processes = Supervisor::processes();
+        $reached = true;
+    } catch (RuntimeException $e) {
+        error_log('MISP stand-in: ' . $e->getMessage());
+        $processes = array();
+        $reached = false;
+    }
+    $answer = array();
+    foreach (Misp::QUEUES as $queue) {
+        $workers = array();
+        foreach ($processes as $process) {
+            if ($process['group'] === 'misp-workers' && preg_match("/^{$queue}_\\d+\$/", $process['name'])
+                && $process['pid'] > 0) {
+                $alive = file_exists('/proc/' . $process['pid']);
+                $workers[] = array('pid' => $process['pid'], 'user' => 'www-data', 'alive' => $alive,
+                    'correct_user' => true, 'ok' => $alive);
+            }
+        }
+        $ok = (bool)array_filter(array_column($workers, 'ok'));
+        $answer[$queue] = array('ok' => $ok, 'workers' => $workers,
+            'jobCount' => Misp::redis('SimpleBackgroundJobs')->lLen(Misp::queueKey($queue)));
+    }
+    return $answer + array('proc_accessible' => is_readable('/proc/self/status'), 'controls' => 1,
+        'supervisord_status' => $reached);
+}
+
 // The session cookie is MISP's (MISP-<uuid>); the handler is the php-fpm pool's (Redis).
 function startSession()
 {
@@ -152,7 +189,7 @@ function viewMe($path)
 // A row in MISP's jobs table, then the job on the queue's Redis list (BackgroundJobsTool).
 function enqueue($path, $queue, $body, $user)
 {
-    if (!in_array($queue, array('default', 'email', 'cache', 'prio', 'update'), true)) {
+    if (!in_array($queue, Misp::QUEUES, true)) {
         throw error(405, 'Invalid worker.', $path);
     }
     $type = is_array($body) && isset($body['job_type']) ? (string)$body['job_type'] : 'stand_in';
@@ -199,6 +236,8 @@ function route($method, $path, $body)
             return serverSettings();
         case 'POST servers/serverSettingsEdit':
             return serverSettingsEdit($path, $arg, $body);
+        case 'GET servers/getWorkers':
+            return getWorkers();
         case 'POST users/login':
             return login($user);
         case 'POST jobs/enqueue':
