@@ -22,6 +22,12 @@ description:
     (C(rke2_name)), the packaged chart a HelmChartConfig configures (C(chart)), the IngressClass
     (C(ingress_class)) and the labels of the controller's pods in kube-system (C(pod_labels)).
   - Fails naming the value for anything else.
+  - The same file holds the checks built on that table. C(ingress_controller_problems(rke2_version,
+    deployed, source)) returns one message per reason RKE2 cannot run the controller (a release
+    that cannot deploy Traefik or no longer ships ingress-nginx, or a cluster that runs another
+    controller, see RKE2's ingress migration guide). C(rke2_deployed_ingress(installed_version)) reads
+    the controllers a server runs from its current config.yaml (a dict, or none), and
+    C(helmchart_deployed_ingress) those whose packaged HelmChart is among k8s_info resources.
 options:
   _input:
     description: ingress_controller.

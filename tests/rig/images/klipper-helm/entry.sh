@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Stand-in of klipper-helm's entry script, for helm-controller's Jobs on the rig. helm-controller
 # passes `install [--namespace NS] [--create-namespace] [--version V] [--set K=V...]` or `delete`,
 # the chart as NAME/CHART/REPO/VERSION or as inline content in /chart/$NAME.tgz.base64, the
