@@ -5,7 +5,10 @@ playbooks/misp.yml runs them) in a namespace of their own on the rig's API serve
 ``restricted`` enforced; misp_config writes MISP's settings through the MISP API stand-in. The
 real service, PyPI misp-modules in a venv of the rig cache (tests/rig/misp-modules.sh), is
 started on loopback with the command line of the rendered Deployment, and answers the readiness
-probe's path and ``/modules``. Everything is deleted afterwards.
+probe's path and ``/modules``. Then the role's Deployment runs on the real node ``rig-node-1``
+with the rig's misp-modules image (the same wheels, tests/rig/images.sh), its NetworkPolicies
+enforced there: a pod labelled as a MISP frontend gets ``/modules`` through the Service, a pod
+labelled as MISP's cron is dropped. Everything is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.doubles.misp_api import MispApiDouble
+from tests.rig import rig_binary, rig_image
 
 pytestmark = [pytest.mark.rig, pytest.mark.slow]
 
@@ -42,6 +46,21 @@ LABELS = {
 }
 # Enrichment (expansion) modules of misp-modules that need neither an API key nor an extra:
 # MISP lists them under Plugin.Enrichment_<name>_enabled once it has read /modules.
+REAL_KEY = "cti.misp-platform/real-node"
+ON_REAL_NODE = {
+    "nodeSelector": {REAL_KEY: "true"},
+    "tolerations": [{"key": REAL_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+}
+# What Pod Security restricted asks of the client pods.
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
+    "runAsUser": 33,
+    "runAsGroup": 33,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 ENRICHMENT = {"cve", "rdap", "hashlookup", "urlhaus", "countrycode", "extract_url_components", "ipinfo"}
 
 
@@ -256,3 +275,72 @@ def test_the_real_service_answers_the_probe_and_lists_the_enrichment_modules(ser
     assert expansion >= ENRICHMENT, sorted(ENRICHMENT - expansion)
     for module in modules:
         assert {"name", "type", "mispattributes", "meta"} <= module.keys(), module
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(2)
+    return value
+
+
+@pytest.fixture(scope="module")
+def on_real_node(api, core, deployment, namespace, k8s_cluster):
+    """The role's Deployment on the real node with the rig's misp-modules image, and two clients.
+
+    Only the image and the placement are changed (the role has no placement of its own); the
+    rest of the pod, the Service and the NetworkPolicies are the role's. Clients: a pod labelled
+    as a MISP frontend and one labelled as MISP's cron, both in this restricted namespace.
+    """
+    built = subprocess.run(
+        ["bash", str(REPO / "tests/rig/images.sh"), "build", "misp-modules"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    apps = client.AppsV1Api(api)
+    template = {**ON_REAL_NODE, "containers": [{"name": "misp-modules", "image": rig_image("misp-modules")}]}
+    apps.patch_namespaced_deployment("misp-modules", namespace, {"spec": {"template": {"spec": template}}})
+    for name, component in (("client-frontend", "frontend"), ("client-cron", "cron")):
+        labels = {"app.kubernetes.io/part-of": "misp", "app.kubernetes.io/component": component}
+        container = {"name": "main", "image": rig_image("tools"), "command": ["sleep", "infinity"]}
+        container["securityContext"] = RESTRICTED
+        spec = {"containers": [container], "terminationGracePeriodSeconds": 1, **ON_REAL_NODE}
+        core.create_namespaced_pod(namespace, {"metadata": {"name": name, "labels": labels}, "spec": spec})
+
+    def ready(name):
+        pod = core.read_namespaced_pod(name, namespace)
+        return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+    def rolled_out():
+        d = apps.read_namespaced_deployment("misp-modules", namespace)
+        return d.status.updated_replicas == d.status.ready_replicas == d.status.replicas == 1
+
+    # Ready means the real service answered the readiness probe (/healthcheck) on the node.
+    wait_until(rolled_out, 300, "misp-modules Ready on the real node")
+    for name in ("client-frontend", "client-cron"):
+        wait_until(lambda n=name: ready(n), 120, f"pod {name} Ready")
+    [pod] = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=misp-modules").items
+    assert pod.spec.node_name == "rig-node-1"
+    address = core.read_namespaced_service("misp-modules", namespace).spec.cluster_ip
+
+    def fetch(client_pod: str, path: str) -> subprocess.CompletedProcess:
+        cmd = [str(rig_binary("kubectl")), "--kubeconfig", k8s_cluster["kubeconfig"], "-n", namespace, "exec"]
+        cmd += [client_pod, "--", "curl", "-sS", "--max-time", "5", f"http://{address}:6666{path}"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+    return fetch
+
+
+def test_on_the_real_node_a_frontend_gets_the_modules_and_another_pod_is_refused(on_real_node):
+    allowed = on_real_node("client-frontend", "/modules")
+    assert allowed.returncode == 0, allowed.stderr
+    names = {m["name"] for m in json.loads(allowed.stdout) if "expansion" in m["type"]}
+    assert names >= ENRICHMENT, sorted(ENRICHMENT - names)
+    refused = on_real_node("client-cron", "/modules")
+    # curl exit 28: the connection timed out, the policy dropped it (not refused by the service).
+    assert refused.returncode == 28, (refused.returncode, refused.stderr)

@@ -25,11 +25,15 @@ BASE_PACKAGES=(ca-certificates)
 # Label holding an image's input hash: what a warm run compares.
 LABEL=cti.rig.hash
 # Every image, in build order; each is tests/rig/images/<name>.
-NAMES=(pause coredns metrics-server kube-network-policies tools mariadb redis misp misp-v2 traefik klipper-helm)
+NAMES=(pause coredns metrics-server kube-network-policies tools mariadb redis misp misp-v2 traefik klipper-helm
+  misp-modules)
 # The MISP stand-in needs trixie's PHP 8.4 (misp-docker's core image runs php-fpm8.4).
 declare -A SUITE_OF=([misp]=trixie [misp-v2]=trixie)
 # Folders copied into an image's build context beside its own (the PHP double of MISP).
-declare -A EXTRA=([misp]="$RIG_DIR/../doubles/misp_php" [misp-v2]="$RIG_DIR/../doubles/misp_php")
+# misp-modules: the wheels of the real service (tests/rig/misp-modules.sh makes them first).
+declare -A EXTRA=([misp]="$RIG_DIR/../doubles/misp_php" [misp-v2]="$RIG_DIR/../doubles/misp_php"
+  [misp-modules]="$RIG_CACHE/misp-modules/wheels-$MISP_MODULES_VERSION")
+declare -A PREPARE=([misp-modules]="$RIG_DIR/misp-modules.sh")
 # Variants: the same folder and repository as another image, built with VARIANT=<tag>, which
 # changes only a label, so a second digest costs no package download (blue/green upgrades).
 declare -A VARIANT_OF=([misp-v2]=misp)
@@ -48,6 +52,7 @@ declare -A TAG=(
   [pause]="$SUITE" [coredns]="$COREDNS_VERSION" [metrics-server]="$METRICS_SERVER_VERSION"
   [kube-network-policies]="$KNP_VERSION" [tools]="$SUITE" [mariadb]="$SUITE" [redis]="$SUITE"
   [misp]=v1 [misp-v2]=v2 [traefik]="v$TRAEFIK_VERSION" [klipper-helm]="$HELM_VERSION"
+  [misp-modules]="$MISP_MODULES_VERSION"
 )
 
 # --- registry ------------------------------------------------------------------------------
@@ -218,6 +223,7 @@ build_image() {
   if [[ -z $bin || -v "BINARY_ON_BASE[$name]" ]]; then
     base_ref="$(base "${SUITE_OF[$name]:-$SUITE}")"
   fi
+  [[ ! -v "PREPARE[$name]" ]] || bash "${PREPARE[$name]}" >/dev/null
   start=$SECONDS
   hash="$(image_hash "$name")"
   ref="localhost/cti-rig/$repo:${TAG[$name]}"
