@@ -36,7 +36,8 @@ RENDER = ROOT / "tests/integration/targets/misp_image/render.yml"
 SETTINGS_JSON = ROOT / "tests/doubles/misp_php/app/Lib/settings.json"
 IMAGES = RIG_CACHE / "images" / "images.json"
 MISP = "/var/www/MISP"
-KEY = settings_cases.KEY
+# MISP's API keys are 40 alphanumeric characters (UserShell::change_authkey refuses others).
+KEY = secrets.token_hex(20)
 REDIS_PASSWORD = "redis0pass0word0letters0digits0"
 ENV = {
     "MISP_SALT": secrets.token_hex(20),
@@ -319,6 +320,11 @@ def test_variant_has_another_digest_and_the_same_layers():
     inspected = json.loads(podman("image", "inspect", rig_image("misp"), rig_image("misp-v2")).stdout)
     assert inspected[0]["RootFS"]["Layers"] == inspected[1]["RootFS"]["Layers"]
     assert [i["Labels"]["cti.misp-stand-in.variant"] for i in inspected] == ["v1", "v2"]
+    variants = [
+        podman("run", "--tls-verify=false", "--rm", rig_image(name), "printenv", "MISP_STAND_IN_VARIANT").stdout.strip()
+        for name in ("misp", "misp-v2")
+    ]
+    assert variants == ["v1", "v2"]
 
 
 def test_nginx_and_php_fpm_accept_the_roles_configurations(stack):
@@ -519,10 +525,30 @@ def test_cake_admin_settings_on_the_cli(stack):
     assert stack.cake("Admin", "getSetting", "Security.salt").stdout.count("*****") == 1
 
 
+def test_advanced_authkeys_accept_only_keys_of_table_auth_keys(stack):
+    front, other = stack.pods
+    refused = stack.cake("User", "change_authkey", "1", "short-key", check=False)
+    assert refused.returncode == 1
+    assert "The new auth key needs to be 40 characters long and only alphanumeric." in refused.stderr
+    assert stack.cake("User", "change_authkey", "7", KEY, check=False).stderr.strip() == "User `7` not found."
+    # As in MISP: once advanced keys are on, the key in users.authkey no longer authenticates...
+    status, body = stack.api(front, "POST", "/servers/serverSettingsEdit/Security.advanced_authkeys", {"value": True})
+    assert (status, body["message"]) == (200, "Field updated")
+    assert stack.api(other, "GET", "/servers/getSetting/MISP.language")[0] == 403
+    # ...until `cake User change_authkey` (what the update Job runs) stores it in auth_keys.
+    changed = stack.cake("User", "change_authkey", "1", KEY)
+    assert changed.stdout.strip() == f"Old authentication keys disabled and new key created: {KEY}"
+    assert stack.api(other, "GET", "/servers/getSetting/MISP.language")[0] == 200
+    stored = stack.sql("SELECT authkey, authkey_start, authkey_end, expiration FROM auth_keys").stdout.split()
+    assert stored[1:] == [KEY[:4], KEY[-4:], "0"] and stored[0].startswith("$2y$") and KEY not in stored[0]
+    stack.cake("Admin", "setSetting", "Security.advanced_authkeys", "false")
+    assert stack.api(other, "GET", "/servers/getSetting/MISP.language")[0] == 200
+
+
 def test_heartbeat_needs_the_database_and_redis(stack):
     # Last: the workers and sessions lose their connections when the backends stop.
     pod = stack.pods[0]
-    assert stack.get(pod, "/users/heartbeat") == (200, {"message": "OK", "host": pod})
+    assert stack.get(pod, "/users/heartbeat") == (200, {"message": "OK", "host": pod, "image": "v1"})
     for backend, reason in (("redis", "Redis unreachable"), ("db", "Database unreachable")):
         podman("stop", "-t", "5", stack.name(backend))
         try:

@@ -20,3 +20,15 @@ CREATE TABLE admin_settings (
   value text NOT NULL
 );
 INSERT INTO admin_settings (setting, value) VALUES ('db_version', '1');
+-- Advanced API keys (Security.advanced_authkeys): bcrypt hashes, found by their first and last
+-- four characters; expiration 0 never expires.
+CREATE TABLE auth_keys (
+  id int NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  authkey varchar(72) NOT NULL,
+  authkey_start varchar(4) NOT NULL,
+  authkey_end varchar(4) NOT NULL,
+  created int NOT NULL,
+  expiration int NOT NULL DEFAULT 0,
+  user_id int NOT NULL,
+  comment text
+);

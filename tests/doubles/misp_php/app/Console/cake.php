@@ -7,7 +7,8 @@
  *   Admin getSetting <name|all>           print the setting(s) as JSON
  *   Admin setSetting [-f] <name> <value>  set a setting, CLI-only ones included
  *   User init                             create the first user (site admin) and print its key
- *   User change_authkey <id> [<key>]      set a user's API key
+ *   User change_authkey <id> [<key>]      set a user's API key (users.authkey, or a new row of
+ *                                         auth_keys with Security.advanced_authkeys)
  *   Server cacheFeed|fetchFeed|pullAll|pushAll|cacheServerAll <uid> ..., Admin updateGalaxies,
  *   updateTaxonomies, updateWarningLists, updateNoticeLists, updateObjectTemplates [<uid>]:
  *                                         the scheduled tasks; each run is a finished row in
@@ -63,7 +64,9 @@ function userInit()
 {
     $db = Misp::db();
     if ((int)$db->query('SELECT COUNT(*) FROM users')->fetchColumn() > 0) {
-        fail('Script aborted: MISP instance already initialised.');
+        // MISP's UserShell prints this with err() and still exits 0.
+        fwrite(STDERR, "Script aborted: MISP instance already initialised.\n");
+        return;
     }
     $key = bin2hex(random_bytes(20));
     $db->prepare("INSERT INTO users (email, authkey, role_id, org_id, change_pw) VALUES (?, ?, 1, 1, 1)")
@@ -71,18 +74,32 @@ function userInit()
     echo $key . "\n";
 }
 
+// As MISP's UserShell::change_authkey: the key of users.authkey, or with
+// Security.advanced_authkeys a new row of auth_keys (bcrypt) after the user's keys expire.
 function changeAuthkey($id, $key)
 {
-    if (!ctype_digit((string)$id)) {
-        fail("Invalid user ID '$id'.");
+    $db = Misp::db();
+    $column = ctype_digit((string)$id) ? 'id' : 'email';
+    $stmt = $db->prepare("SELECT id FROM users WHERE $column = ?");
+    $stmt->execute(array($id));
+    $userId = $stmt->fetchColumn();
+    if (!$userId) {
+        fail("User `$id` not found.");
+    }
+    if ($key !== null && (strlen($key) != 40 || !ctype_alnum($key))) {
+        fail('The new auth key needs to be 40 characters long and only alphanumeric.');
     }
     $key = $key ?? bin2hex(random_bytes(20));
-    $stmt = Misp::db()->prepare('UPDATE users SET authkey = ? WHERE id = ?');
-    $stmt->execute(array($key, (int)$id));
-    if ((int)Misp::db()->query('SELECT COUNT(*) FROM users WHERE id = ' . (int)$id)->fetchColumn() === 0) {
-        fail("User with ID $id not found.");
+    if (!Configure::read('Security.advanced_authkeys')) {
+        $db->prepare('UPDATE users SET authkey = ? WHERE id = ?')->execute(array($key, $userId));
+        echo "Authentication key changed to: $key\n";
+        return;
     }
-    echo "Authentication key for user $id changed to: $key\n";
+    $db->prepare('UPDATE auth_keys SET expiration = ? WHERE user_id = ? AND (expiration = 0 OR expiration > ?)')
+        ->execute(array(time(), $userId, time()));
+    $db->prepare('INSERT INTO auth_keys (authkey, authkey_start, authkey_end, created, user_id) VALUES (?, ?, ?, ?, ?)')
+        ->execute(array(password_hash($key, PASSWORD_BCRYPT), substr($key, 0, 4), substr($key, -4), time(), $userId));
+    echo "Old authentication keys disabled and new key created: $key\n";
 }
 
 function getSetting($name)

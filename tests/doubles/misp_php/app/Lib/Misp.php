@@ -86,14 +86,29 @@ class Misp
         return (Configure::read('SimpleBackgroundJobs.redis_namespace') ?: 'background_jobs') . ':queue:' . $queue;
     }
 
-    // The site admin whose API key this is (MISP's legacy authkeys), or null.
+    // The user whose API key this is, or null. As MISP's AppController::_checkAuthUser: with
+    // Security.advanced_authkeys only table auth_keys counts (AuthKey::getAuthUserByAuthKey),
+    // otherwise only users.authkey (User::getAuthUserByAuthkey).
     public static function userByAuthkey($key)
     {
         if ($key === null || $key === '') {
             return null;
         }
-        $stmt = self::db()->prepare('SELECT id, email, role_id FROM users WHERE authkey = ?');
-        $stmt->execute(array($key));
-        return $stmt->fetch() ?: null;
+        if (!Configure::read('Security.advanced_authkeys')) {
+            $stmt = self::db()->prepare('SELECT id, email, role_id FROM users WHERE authkey = ?');
+            $stmt->execute(array($key));
+            return $stmt->fetch() ?: null;
+        }
+        $stmt = self::db()->prepare('SELECT k.authkey, u.id, u.email, u.role_id FROM auth_keys k '
+            . 'JOIN users u ON u.id = k.user_id WHERE k.authkey_start = ? AND k.authkey_end = ? '
+            . 'AND (k.expiration = 0 OR k.expiration > ?)');
+        $stmt->execute(array(substr($key, 0, 4), substr($key, -4), time()));
+        foreach ($stmt->fetchAll() as $row) {
+            if (password_verify($key, $row['authkey'])) {
+                unset($row['authkey']);
+                return $row;
+            }
+        }
+        return null;
     }
 }

@@ -3,7 +3,8 @@
  * Double of MISP's application (see app/Lib/Cake.php): the front controller nginx hands every
  * request to. It answers what the roles and their tests use, as MISP 2.5 does
  * (/work/shared/reference/misp.md):
- *   GET  /users/heartbeat                   200, or 503 when the database or Redis is unreachable
+ *   GET  /users/heartbeat                   200 naming the pod and the image variant, or 503 when the
+ *                                           database or Redis is unreachable
  *   GET  /servers/getSetting/<name>         definition and value; 404 unknown, 403 redacted
  *   GET  /servers/serverSettings            finalSettings, redacted values *****
  *   POST /servers/serverSettingsEdit/<name> {"value": ..., "force": ...}; 403 with errors, 405 CLI-only
@@ -68,7 +69,8 @@ function heartbeat($path)
     } catch (RedisException $e) {
         throw error(503, 'Redis unreachable: ' . $e->getMessage(), $path);
     }
-    return array('message' => 'OK', 'host' => gethostname());
+    // The body is the double's: which pod and which image (variant) answered.
+    return array('message' => 'OK', 'host' => gethostname(), 'image' => getenv('MISP_STAND_IN_VARIANT'));
 }
 
 function getSetting($path, $name)
