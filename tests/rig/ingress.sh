@@ -28,12 +28,11 @@ hc_pid() {
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--kubeconfig $KUBECONFIG_PATH" && echo "$pid"
 }
 
-# The stand-in chart with Traefik's CRDs (from its Go module) in crds/, as a base64 .tgz.
+# The stand-in chart with Traefik's CRDs (build.sh fetches them) in crds/, as a base64 .tgz.
 chart_content() {
   local tmp crds
   tmp="$(mktemp -d)"
-  crds="$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_CRD_VERSION" | jq -r .Dir)/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml"
-  [[ -f $crds ]] || die "Traefik's CRDs not found at $crds"
+  crds="$RIG_BIN/traefik-crds-$TRAEFIK_CRD_VERSION.yaml"
   cp -r "$RIG_DIR/../doubles/charts/rke2-traefik" "$tmp/chart"
   mkdir -p "$tmp/chart/crds"
   cp "$crds" "$tmp/chart/crds/traefik-crds.yaml"
@@ -66,7 +65,8 @@ YAML
 }
 
 up() {
-  [[ -x $HC_BIN && -x "$RIG_BIN/traefik-$TRAEFIK_VERSION/traefik" ]] || bash "$RIG_DIR/build.sh" helm-controller traefik helm
+  [[ -x $HC_BIN && -x "$RIG_BIN/traefik-$TRAEFIK_VERSION/traefik" && -f "$RIG_BIN/traefik-crds-$TRAEFIK_CRD_VERSION.yaml" ]] ||
+    bash "$RIG_DIR/build.sh" helm-controller traefik helm
   bash "$RIG_DIR/images.sh" build traefik klipper-helm >&2
   mkdir -p "$HC_DIR"
   if ! hc_pid >/dev/null; then
