@@ -391,6 +391,8 @@ def test_settings_api_answers_as_misp_does(stack):
          'Invalid input. Expected: {"value": "new_setting"}'),
         ("POST", "/servers/serverSettingsEdit/MISP.language", {"value": "klingon"}, 403, "errors", "Invalid language."),
         ("POST", "/servers/serverSettingsEdit/Security.salt", {"value": "*****"}, 403, "errors", "No change."),
+        ("GET", "/servers/serverSettingsEdit/MISP.language", None, 405, "message", "Method Not Allowed"),
+        ("GET", "/servers/nothing", None, 404, "message", "Not Found"),
     ]  # fmt: skip
     for method, path, body, status, key, message in cases:
         got_status, got = stack.api(front, method, path, body)

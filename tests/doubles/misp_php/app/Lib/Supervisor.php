@@ -27,7 +27,8 @@ class Supervisor
         $body = curl_exec($curl);
         $status = curl_getinfo($curl, CURLINFO_RESPONSE_CODE);
         if ($body === false || $status !== 200) {
-            throw new RuntimeException("supervisord at $host:$port: " . ($body === false ? curl_error($curl) : "HTTP $status"));
+            $reason = $body === false ? curl_error($curl) : "HTTP $status";
+            throw new RuntimeException("supervisord at $host:$port: $reason");
         }
         $xml = simplexml_load_string($body);
         if ($xml === false || isset($xml->fault)) {

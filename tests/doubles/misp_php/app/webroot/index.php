@@ -22,6 +22,9 @@ require dirname(__DIR__) . '/Lib/Misp.php';
 require dirname(__DIR__) . '/Lib/Settings.php';
 require dirname(__DIR__) . '/Lib/Supervisor.php';
 
+// The routes behind the API key (see route()).
+const ROUTES = array('GET servers/getSetting', 'GET servers/serverSettings', 'POST servers/serverSettingsEdit',
+    'GET servers/getWorkers', 'POST users/login', 'POST jobs/enqueue', 'GET jobs/view');
 const AUTH_FAILED = 'Authentication failed. Please make sure you pass the API key of an API enabled '
     . 'user along in the Authorization header.';
 
@@ -246,6 +249,11 @@ function route($method, $path, $body)
             return enqueue($path, $arg, $body, $user);
         case 'GET jobs/view':
             return viewJob($path, $arg);
+    }
+    // A known action asked with the other method.
+    $other = ($method === 'GET' ? 'POST ' : 'GET ') . substr($route, strlen($method) + 1);
+    if (in_array($other, ROUTES, true)) {
+        throw error(405, 'Method Not Allowed', $path);
     }
     throw error(404, 'Not Found', $path);
 }
