@@ -20,6 +20,7 @@ from tests.integration.conftest import ansible_playbook
 pytestmark = pytest.mark.rig
 
 PLAYBOOK = Path(__file__).parent / "targets" / "ingress_controller" / "converge.yml"
+RKE2_VALIDATE = PLAYBOOK.with_name("rke2_validate.yml")
 NAMESPACE = "misp"  # inventories/local: misp_namespace
 PEER_POLICY = "misp-frontend-from-ingress-controller"
 EXPECTED = {
@@ -123,3 +124,40 @@ def test_a_controller_the_cluster_does_not_run_is_refused_before_any_change(api,
         assert converge(env, ingress_controller="traefik").rc == 0
     finally:
         charts.delete(name="rke2-traefik", namespace="kube-system")
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            {"ingress_controller": "traefik", "rke2_config": {"ingress-controller": "ingress-nginx"}},
+            'a config layer sets ingress-controller "ingress-nginx" but ingress_controller is "traefik"',
+        ),
+        (
+            {"ingress_controller": "traefik", "rke2_version": "v1.33.2+rke2r1"},
+            "ingress_controller 'traefik' needs RKE2",
+        ),
+        (
+            {"ingress_controller": "nginx", "rke2_version": "v1.37.1+rke2r1"},
+            "RKE2 ships ingress-nginx only up to v1.36",
+        ),
+        ({"ingress_controller": "traefik"}, None),
+    ],
+)
+def test_the_rke2_role_refuses_what_rke2_cannot_run_before_any_change(variables, message):
+    """rke2's validation (read-only) stops at its ingress check naming the value; a usable choice
+    passes it and stops only at the airgap artifacts, which this machine does not have."""
+    result = ansible_playbook(
+        RKE2_VALIDATE, {"rke2_token": "rig-token", "rke2_servers_group": "controller", **variables}, timeout=300
+    )
+    assert result.rc != 0
+    failed = result.stdout[result.stdout.index("fatal:") :] if "fatal:" in result.stdout else result.stdout
+    # The YAML callback folds long messages and doubles single quotes.
+    failed = " ".join(failed.replace("''", "'").split())
+    if message:
+        assert "TASK [cti.misp_platform.rke2 : Check the ingress controller]" in result.stdout
+        assert message in failed, result.stdout[-3000:]
+    else:
+        check = result.stdout.split("TASK [cti.misp_platform.rke2 : Check the ingress controller]", 1)[1]
+        assert check.split("\n", 2)[1] == "ok: [localhost]", result.stdout[-3000:]
+        assert "sha256sum-amd64.txt" in failed, result.stdout[-3000:]
