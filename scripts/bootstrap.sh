@@ -41,6 +41,16 @@ if [[ ! -e "$stamp" ]]; then
   rm -f .venv/.pins-*; touch "$stamp"
 fi
 
+# checkov (the policy scan of tests/integration/test_policy_scan.py) pins versions the toolchain's
+# constraints cannot take (packaging<24): a venv of its own, locked by constraints-checkov.txt.
+checkov_stamp=".venv/checkov/.pins-$(sha256sum constraints-checkov.txt | cut -c1-16)"
+if [[ ! -e "$checkov_stamp" ]]; then
+  step "installing checkov into .venv/checkov"
+  [[ -x .venv/checkov/bin/python ]] || "$PY" -m venv .venv/checkov
+  .venv/checkov/bin/pip install -q --disable-pip-version-check checkov -c constraints-checkov.txt
+  rm -f .venv/checkov/.pins-*; touch "$checkov_stamp"
+fi
+
 # cti.misp_platform resolves from this checkout (ansible.cfg puts .venv first in collections_path).
 mkdir -p .venv/ansible_collections/cti
 ln -sfn "$REPO" .venv/ansible_collections/cti/misp_platform

@@ -22,7 +22,7 @@ export PATH="$REPO/.venv/bin:$PATH"
 
 step "local simulated cluster"
 bash tests/rig/cluster.sh up >/dev/null
-bash tests/rig/cluster.sh kubectl apply -f inventories/local/files/static-volumes.yaml >/dev/null
+bash tests/rig/cluster.sh kubectl apply -f tests/rig/static-volumes.yaml >/dev/null
 
 step "OpenBao dev server (Vault API) on loopback"
 bao_env="$(python -m tests.rig.peers.openbao env --state-dir "$STATE/openbao" 2>/dev/null)" \

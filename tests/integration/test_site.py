@@ -71,10 +71,17 @@ def vault_values(path: str) -> dict:
         return json.load(response)["data"]["data"]
 
 
+def ansible_warnings(output: str) -> list[str]:
+    """Ansible's warning and deprecation lines (both start a line of stderr)."""
+    return [line for line in output.splitlines() if line.startswith(("[WARNING]", "[DEPRECATION WARNING]"))]
+
+
 def check_objects(api_client) -> None:
     core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
     namespace = core.read_namespace(NAMESPACE)
     assert namespace.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    # Pods that name no account get no API token (issue 22).
+    assert core.read_namespaced_service_account("default", NAMESPACE).automount_service_account_token is False
 
     def deployments(component: str) -> list:
         selector = f"app.kubernetes.io/component={component}"
@@ -117,6 +124,9 @@ def test_site_sh_converges_inventories_local():
         out = first.stdout + first.stderr
         assert first.returncode == 0, f"first run failed after {first_s:.0f}s:\n{out[-8000:]}"
         assert parse_recap(first.stdout)["changed"] > 0, out[-4000:]
+        # Issue 22: no inventory warnings (files under the inventory directory) and no
+        # deprecations (kubernetes.core's `template` option) on a clean run.
+        assert ansible_warnings(out) == [], out[-4000:]
 
         second, second_s = timed_site()
         out = second.stdout + second.stderr
@@ -124,6 +134,7 @@ def test_site_sh_converges_inventories_local():
         assert second.returncode == 0, f"second run failed after {second_s:.0f}s:\n{out[-8000:]}"
         changed = [line for line in second.stdout.splitlines() if line.startswith("changed:")]
         assert recap["changed"] == 0, f"second run changed {recap['changed']}: {changed}\n{out[-4000:]}"
+        assert ansible_warnings(out) == [], out[-4000:]
         print(f"scripts/site.sh: first run {first_s:.0f}s, second run {second_s:.0f}s")
 
         check_objects(config.new_client_from_config(config_file=str(STATE / "kubeconfig")))

@@ -249,6 +249,20 @@ def test_rotating_a_site_secret_is_refused(converged, play, bao):
     assert vault_values(bao) == before
 
 
+@pytest.mark.parametrize("name", ["database.password", "database"])
+def test_rotating_the_database_password_is_refused(converged, play, bao, core, ns, name):
+    # Issue 22: MariaDB keeps the password in its own tables; a new Secret alone is an outage.
+    before = vault_values(bao)
+    secret = k8s_secret(core, ns, "misp-database")
+    result = play(ROTATE, rotate=name)
+    assert result.rc != 0
+    assert f"rotate_secrets: {name} cannot be rotated by this playbook" in result.stdout, result.stdout[-4000:]
+    assert "Nothing was changed." in result.stdout
+    assert result.changed == 0, changed_tasks(result.stdout)
+    assert vault_values(bao) == before
+    assert k8s_secret(core, ns, "misp-database") == secret
+
+
 def test_check_mode_changes_nothing(converged, play):
     checked = play(check=True)
     assert checked.rc == 0, checked.stdout[-6000:]
@@ -297,9 +311,11 @@ def test_rotation_changes_only_that_secret_and_restarts_its_users(converged, pla
 
     def restarted(name):
         annotations = apps.read_namespaced_deployment(name, ns).spec.template.metadata.annotations or {}
-        return "kubectl.kubernetes.io/restartedAt" in annotations
+        return annotations.get("kubectl.kubernetes.io/restartedAt")
 
-    assert restarted("uses-redis")
+    # RFC 3339 with its time zone, as kubectl rollout restart writes it.
+    stamp = restarted("uses-redis")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp or ""), stamp
     assert not restarted("uses-database")
     # The rotated value is the new normal: converging again changes nothing.
     again = play()
