@@ -318,15 +318,15 @@ def on_real_node(api, core, deployment, namespace, k8s_cluster):
 
     def rolled_out():
         d = apps.read_namespaced_deployment("misp-modules", namespace)
-        return d.status.updated_replicas == d.status.ready_replicas == d.status.replicas == 1
+        # The first pod (on a kwok node, before the patch) must be gone or going.
+        pods = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=misp-modules").items
+        nodes = [p.spec.node_name for p in pods if not p.metadata.deletion_timestamp]
+        return nodes == ["rig-node-1"] and d.status.updated_replicas == d.status.ready_replicas == 1
 
     # Ready means the real service answered the readiness probe (/healthcheck) on the node.
     wait_until(rolled_out, 300, "misp-modules Ready on the real node")
     for name in ("client-frontend", "client-cron"):
         wait_until(lambda n=name: ready(n), 120, f"pod {name} Ready")
-    # The first pod (on a kwok node, before the patch) may still be going away.
-    pods = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=misp-modules").items
-    assert [p.spec.node_name for p in pods if not p.metadata.deletion_timestamp] == ["rig-node-1"]
     address = core.read_namespaced_service("misp-modules", namespace).spec.cluster_ip
 
     def fetch(client_pod: str, path: str) -> subprocess.CompletedProcess:
