@@ -50,6 +50,7 @@ IMAGES = (
     "docker.io/library/redis:7.4",
     "docker.io/rclone/rclone:1.71",
     "ghcr.io/kube-vip/kube-vip:v1.0.1",
+    "ghcr.io/misp/misp-docker/misp-modules:v3.1.1",
 )
 # What site.yml may create in MISP's namespace, as (apiVersion, kind).
 NAMESPACED = (
