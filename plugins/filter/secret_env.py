@@ -16,7 +16,7 @@ description:
     that does not read a Secret and, of those reading a Secret (C(valueFrom.secretKeyRef)), only
     the ones named in O(names).
   - A plain entry whose value names a left-out variable as C($(NAME)) (the proxy URL naming the
-    proxy account) is left out too: it could only hold the unexpanded reference.
+    proxy account) is left out too, since it could only hold the unexpanded reference.
   - Names of O(names) absent from the list (a feature that is off) are ignored.
   - Fails naming the bad value when the input is not a list of env entries or O(names) is not a
     list of strings.

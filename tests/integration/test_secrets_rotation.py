@@ -133,7 +133,7 @@ def redis_auth(servers, pod, password) -> str:
 
 
 def test_servers_read_their_secrets_from_files_and_a_changed_secret_restarts_redis(servers):
-    db_pw, root_pw, redis_pw = (secrets.token_hex(12) for _ in range(3))
+    db_pw, root_pw, redis_pw = secrets.token_hex(12), secrets.token_hex(12), secrets.token_hex(12)
     servers.secret("misp-database", {"username": "misp", "password": db_pw, "root-password": root_pw})
     servers.secret("misp-redis", {"password": redis_pw})
     servers.apply({"database": "one", "redis": "one"})
