@@ -32,7 +32,7 @@ from tests.integration._helpers import static_storage_class, static_volume, vaul
 from tests.integration.conftest import _peer
 from tests.integration.test_vault_role import changed_tasks
 from tests.rig.peers.smtp import SMTP
-from tests.unit.roles.misp_common.test_email_config import parse_email_php
+from tests.unit.roles.misp_common.test_email_config import load_email_php
 from tests.unit.roles.misp_common.test_email_config import render as render_email
 
 pytestmark = [pytest.mark.rig, pytest.mark.slow]
@@ -47,7 +47,7 @@ class CakeSmtpError(Exception):
     """CakePHP's SocketException: its message, with the server's reply when there was one."""
 
 
-def send_like_cakephp(profile: dict, environ: dict, files: dict, to: str, subject: str, body: str) -> None:
+def send_like_cakephp(profile: dict, files: dict, to: str, subject: str, body: str) -> None:
     """One message the way CakePHP 2 sends it with an email.php profile:
 
     - host ``ssl://<name>``: TLS from the first byte (CakeSocket passes the scheme to
@@ -58,13 +58,9 @@ def send_like_cakephp(profile: dict, environ: dict, files: dict, to: str, subjec
       with CakePHP's own messages;
     - MAIL FROM the profile's ``from``, RCPT TO, DATA, QUIT.
 
-    ``environ`` is the pod environment (for getenv), ``files`` maps paths in the pod to local
-    files with the same content.
+    ``profile`` is as PHP built it in the pod (credentials already read from its environment),
+    ``files`` maps paths in the pod to local files with the same content.
     """
-
-    def value(item):
-        return environ.get(item["env"]) if isinstance(item, dict) and "env" in item else item
-
     scheme, _sep, host = profile["host"].rpartition("://")
     cafile = profile.get("context", {}).get("ssl", {}).get("cafile")
     context = ssl.create_default_context(cafile=files[cafile] if cafile else certifi.where())
@@ -87,7 +83,7 @@ def send_like_cakephp(profile: dict, environ: dict, files: dict, to: str, subjec
                     "SMTP server did not accept the connection or trying to connect to non TLS SMTP server using TLS."
                 ) from exc
             conn.ehlo(client_name)
-        username, password = value(profile.get("username")), value(profile.get("password"))
+        username, password = profile.get("username"), profile.get("password")
         if username is not None and password is not None:
             code, reply = conn.docmd("AUTH", "LOGIN")
             if code not in (334, 500, 502, 504):
@@ -194,9 +190,9 @@ def converge(run_playbook, site, outputs):
 
 
 def workers_state(core, ns) -> tuple[dict, dict, str]:
-    """(email.php's default profile from misp-config, the supervisord container's environment
-    as Kubernetes fills it, the pod template's config checksum)."""
-    profile = parse_email_php(core.read_namespaced_config_map("misp-config", ns).data["email.php"])["default"]
+    """(email.php's default profile from misp-config as PHP builds it in the supervisord
+    container, that container's environment as Kubernetes fills it, the pod template's config
+    checksum)."""
     (deployment,) = (
         client.AppsV1Api(core.api_client)
         .list_namespaced_deployment(ns, label_selector="app.kubernetes.io/component=workers")
@@ -210,6 +206,8 @@ def workers_state(core, ns) -> tuple[dict, dict, str]:
             environ[env.name] = base64.b64decode(core.read_namespaced_secret(ref.name, ns).data[ref.key]).decode()
         elif env.value is not None:
             environ[env.name] = env.value
+    # email.php loaded by PHP with exactly that environment, as php-fpm and the workers load it.
+    profile = load_email_php(core.read_namespaced_config_map("misp-config", ns).data["email.php"], environ)["default"]
     return profile, environ, deployment.spec.template.metadata.annotations["checksum/config"]
 
 
@@ -230,8 +228,8 @@ def test_email_php_and_the_workers_environment(converged, smtp, core, ns):
     profile, environ, _checksum = converged[2]
     assert profile["host"] == "127.0.0.1" and profile["port"] == smtp["SMTP_PORT"]
     assert profile["tls"] is True
-    assert profile["username"] == {"env": "MISP_SMTP_USERNAME"}
-    assert profile["password"] == {"env": "MISP_SMTP_PASSWORD"}
+    assert profile["username"] == smtp["SMTP_USERNAME"]
+    assert profile["password"] == smtp["SMTP_PASSWORD"]
     assert profile["context"] == {"ssl": {"cafile": POD_BUNDLE}}
     # From Secret misp-smtp, which the vault role wrote from Vault; never a literal value.
     assert environ["MISP_SMTP_USERNAME"] == smtp["SMTP_USERNAME"]
@@ -246,9 +244,9 @@ def test_email_php_and_the_workers_environment(converged, smtp, core, ns):
 
 
 def test_starttls_delivery_with_the_rendered_settings(converged, smtp, pod_bundle):
-    profile, environ, _checksum = converged[2]
+    profile, _environ, _checksum = converged[2]
     subject = f"MISP STARTTLS {secrets.token_hex(4)}"
-    send_like_cakephp(profile, environ, pod_bundle, "analyst@example.org", subject, "An event was published.")
+    send_like_cakephp(profile, pod_bundle, "analyst@example.org", subject, "An event was published.")
     (message,) = [m for m in delivered(smtp, "starttls") if f"Subject: {subject}" in m["data"]]
     assert message["login"] == smtp["SMTP_USERNAME"]
     assert message["mail_from"] == SENDER and message["rcpt_tos"] == ["analyst@example.org"]
@@ -268,10 +266,10 @@ def test_implicit_tls_delivery_with_the_rendered_settings(converged, smtp, pod_b
         misp_common_ca_certificates=[Path(smtp["SMTP_CA_FILE"]).read_text()],
     )
     assert result.rc == 0, result.stdout[-3000:]
-    profile = rendered["profiles"]["default"]
+    profile = load_email_php(rendered["text"], environ)["default"]
     assert profile["host"] == f"ssl://{smtp['SMTP_HOST']}"
     subject = f"MISP SMTPS {secrets.token_hex(4)}"
-    send_like_cakephp(profile, environ, pod_bundle, "analyst@example.org", subject, "Implicit TLS.")
+    send_like_cakephp(profile, pod_bundle, "analyst@example.org", subject, "Implicit TLS.")
     (message,) = [m for m in delivered(smtp, "implicit") if f"Subject: {subject}" in m["data"]]
     assert message["login"] == smtp["SMTP_USERNAME"] and message["mail_from"] == SENDER
 
@@ -290,7 +288,8 @@ def test_relay_certificate_is_verified(converged, smtp, tmp_path):
     assert result.rc == 0, result.stdout[-3000:]
     before = len(delivered(smtp, "starttls"))
     with pytest.raises(CakeSmtpError, match="non TLS SMTP server using TLS") as failure:
-        send_like_cakephp(rendered["profiles"]["default"], environ, {}, "analyst@example.org", "unverified", "x")
+        profile = load_email_php(rendered["text"], environ)["default"]
+        send_like_cakephp(profile, {}, "analyst@example.org", "unverified", "x")
     assert "CERTIFICATE_VERIFY_FAILED" in repr(failure.value.__cause__)
     assert len(delivered(smtp, "starttls")) == before
 
@@ -309,7 +308,7 @@ def test_wrong_password_from_vault_fails_clearly(converged, converge, site, smtp
         assert new_checksum != checksum
         before = len(delivered(smtp, "starttls"))
         with pytest.raises(CakeSmtpError, match=r"SMTP server did not accept the password\. \(535 "):
-            send_like_cakephp(profile, environ, pod_bundle, "analyst@example.org", "wrong password", "x")
+            send_like_cakephp(profile, pod_bundle, "analyst@example.org", "wrong password", "x")
         assert len(delivered(smtp, "starttls")) == before
     finally:
         site["vault"].secrets.kv.v2.create_or_update_secret(

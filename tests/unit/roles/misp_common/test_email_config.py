@@ -1,30 +1,51 @@
 """misp_common's email.php: relay, TLS, SMTP AUTH from Secret misp-smtp, and the checks.
 
 Renders the role's template with ansible-playbook (no cluster: render_email.yml runs only the
-checks and the template) and reads each profile of email.php back with the PHP literal parser
-of test_oidc_config.py.
+checks and the template) and loads email.php with PHP itself (Debian's php-cli), the way
+CakePHP does: ``new EmailConfig()``, with the pod environment the credentials come from.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.unit.roles.misp_common.test_oidc_config import TEMPLATES, parse_php_config
+from tests.unit.roles.misp_common.test_oidc_config import TEMPLATES
 from tests.unit.roles.render import render_playbook
 
 PLAYBOOK = Path(__file__).with_name("render_email.yml")
 PROFILES = ("default", "smtp", "fast")
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"
-_PROFILE = re.compile(r"public \$(\w+) = (array\(.*?\n    \));", re.DOTALL)
+# Prints every profile of an EmailConfig as JSON, as CakeEmail sees them after `new EmailConfig()`.
+_DUMP = "require $argv[1]; echo json_encode(get_object_vars(new EmailConfig()));"
+# What the pods' environment would hold (Secret misp-smtp through env entries).
+POD_ENV = {"MISP_SMTP_USERNAME": "smtp-user-5d1e", "MISP_SMTP_PASSWORD": "smtp-password-9c7a"}
 
 
-def parse_email_php(text: str) -> dict[str, dict]:
-    """Each ``public $<profile> = array(...);`` of class EmailConfig as a dict."""
-    return {name: parse_php_config(f"$config = {body};") for name, body in _PROFILE.findall(text)}
+def load_email_php(text: str, environ: dict[str, str]) -> dict[str, dict]:
+    """Each profile of email.php as PHP builds it, ``getenv`` answered from ``environ`` only.
+
+    A PHP error (a fatal one in a property default, say) fails here with PHP's message.
+    """
+    with tempfile.TemporaryDirectory(prefix="cti-email-php-") as tmp:
+        path = Path(tmp) / "email.php"
+        path.write_text(text)
+        env = {"PATH": os.environ["PATH"], **environ}
+        proc = subprocess.run(
+            ["php", "-d", "display_errors=stderr", "-r", _DUMP, str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    assert proc.returncode == 0 and not proc.stderr, f"PHP refused email.php: {proc.stderr}{proc.stdout}"
+    return json.loads(proc.stdout)
 
 
 def render(tmp_path, **extravars):
@@ -33,7 +54,8 @@ def render(tmp_path, **extravars):
     rendered = {}
     if result.rc == 0:
         text = (out / "email.php").read_text()
-        rendered = {"text": text, "profiles": parse_email_php(text), **json.loads((out / "vars.json").read_text())}
+        derived = json.loads((out / "vars.json").read_text())
+        rendered = {"text": text, "profiles": load_email_php(text, POD_ENV), **derived}
     return result, rendered
 
 
@@ -76,8 +98,10 @@ def test_starttls_with_auth_reads_the_secret_through_getenv(tmp_path):
     assert profile["port"] == 587
     assert profile["tls"] is True
     assert profile["from"] == "cti@example.org"
-    assert profile["username"] == {"env": "MISP_SMTP_USERNAME"}
-    assert profile["password"] == {"env": "MISP_SMTP_PASSWORD"}
+    # Read from the environment when PHP builds the class; never written into the ConfigMap.
+    assert profile["username"] == POD_ENV["MISP_SMTP_USERNAME"]
+    assert profile["password"] == POD_ENV["MISP_SMTP_PASSWORD"]
+    assert POD_ENV["MISP_SMTP_PASSWORD"] not in got["text"]
     assert "context" not in profile
     env = {e["name"]: e for e in got["app_env"]}
     assert env["MISP_SMTP_USERNAME"] == {
