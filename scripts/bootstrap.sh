@@ -14,10 +14,10 @@ mode="${1:-}"
 
 # Debian packages. The rig: podman and debootstrap build the hosts and images; runc, socat,
 # iptables, conntrack and catatonit (the pause image) serve the real node. The tests: MariaDB
-# and Redis peers, Maven for Keycloak and S3Proxy, linters.
+# and Redis peers, Maven for Keycloak and S3Proxy, linters, PHP to load the rendered PHP files.
 APT_BASE=(python3-venv git rsync openssl curl jq)
 APT_RIG=(podman runc netavark aardvark-dns debootstrap uidmap slirp4netns fuse-overlayfs socat iptables conntrack catatonit)
-APT_TEST=(mariadb-server mariadb-client redis-server shellcheck maven lua5.4 rclone)
+APT_TEST=(mariadb-server mariadb-client redis-server shellcheck maven lua5.4 rclone php-cli)
 pkgs=("${APT_BASE[@]}")
 [[ -n $mode ]] && pkgs+=("${APT_RIG[@]}")
 [[ $mode == --test ]] && pkgs+=("${APT_TEST[@]}")
