@@ -18,6 +18,14 @@ join, restart and upgrade steps against it. It copies the behaviour the role dep
 * The first server appends every start and join, with a timestamp, node name, role and version,
   to ``/var/lib/rancher/rke2/server/standin-events.log`` (JSON lines) so tests can check order.
 * It tells systemd it is ready (``Type=notify`` units) once joined, then runs until SIGTERM.
+* In place of RKE2's kubelet running the kube-vip static pod of
+  ``/var/lib/rancher/rke2/agent/pod-manifests/kube-vip.yaml``, the server that initialises the
+  cluster holds the pod's ``address`` on its ``vip_interface`` (``ip addr add <vip>/32``, as
+  kube-vip's ARP mode does; the kernel then answers ARP for it). There is no API server for
+  kube-vip's leader election Lease, so the first kube-vip to start, the first server's, keeps it;
+  it is not released on a restart, as RKE2 restarts leave static pods running. A missing
+  interface fails the way kube-vip does: logged, VIP not held. The supervisor records the
+  address a node joined through (the ``Host`` of its request) in the join event (``via``).
 
 Only the top-level scalar keys of config.yaml that it needs are read (stdlib only: the hosts may
 have no PyYAML).
@@ -31,9 +39,11 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -51,6 +61,7 @@ NODE_TOKEN = SERVER_DIR / "node-token"
 EVENTS = SERVER_DIR / "standin-events.log"
 KUBECONFIG_OUT = Path("/etc/rancher/rke2/rke2.yaml")
 KUBECONFIG_SRC = Path("/var/lib/rancher/rke2-standin/kubeconfig")
+KUBE_VIP_MANIFEST = Path("/var/lib/rancher/rke2/agent/pod-manifests/kube-vip.yaml")
 SUPERVISOR_PORT = 9345
 # RKE2 agents keep retrying an unreachable server; bounded here so a broken test fails.
 JOIN_RETRY_SECONDS = 120
@@ -88,8 +99,10 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
-def record(event: str, node: str, role: str, version: str) -> None:
+def record(event: str, node: str, role: str, version: str, via: str | None = None) -> None:
     entry = {"time": now(), "event": event, "node": node, "role": role, "version": version}
+    if via is not None:
+        entry["via"] = via
     with EVENTS.open("a") as fh:
         fh.write(json.dumps(entry) + "\n")
 
@@ -199,7 +212,8 @@ def serve_supervisor(secret: str, first: bool) -> None:
                 self.send_error(401)
                 return
             if first:
-                record("join", payload.get("node", "?"), payload.get("role", "?"), payload.get("version", "?"))
+                node, role, version = (payload.get(key, "?") for key in ("node", "role", "version"))
+                record("join", node, role, version, via=self.headers.get("Host", ""))
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -212,6 +226,27 @@ def serve_supervisor(secret: str, first: bool) -> None:
     httpd.serve_forever()
 
 
+def hold_kube_vip() -> None:
+    """Hold the VIP of the kube-vip static pod, as its leader does (see the module docstring)."""
+    if not KUBE_VIP_MANIFEST.exists():
+        return
+    # The pod's env entries, in the flow style the rke2 role writes: {name: x, value: "y"}.
+    env = dict(re.findall(r'\{name: (\w+), value: "?([^",}]*)"?\}', KUBE_VIP_MANIFEST.read_text()))
+    vip, interface = env.get("address", ""), env.get("vip_interface", "")
+    held = subprocess.run(["ip", "-o", "addr", "show", "dev", interface], capture_output=True, text=True, check=False)
+    if held.returncode != 0:
+        log(f"kube-vip: unable to find interface {interface}: {held.stderr.strip()}")
+        return
+    if f" {vip}/" in held.stdout:
+        return
+    add = ["ip", "addr", "add", f"{vip}/32", "dev", interface]
+    added = subprocess.run(add, capture_output=True, text=True, check=False)
+    if added.returncode != 0:
+        log(f"kube-vip: cannot add {vip} to {interface}: {added.stderr.strip()}")
+        return
+    log(f"kube-vip: holding {vip} on {interface}")
+
+
 def run(role: str) -> None:
     cfg = read_config(CONFIG)
     node = cfg.get("node-name") or socket.gethostname()
@@ -219,6 +254,7 @@ def run(role: str) -> None:
         first_start = not NODE_TOKEN.exists()
         secret = init_server(cfg)
         record("init" if first_start else "start", node, role, VERSION)
+        hold_kube_vip()
     else:
         join(cfg, node, role)
         secret = token_secret(cfg["token"])[0]
