@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything and runs site.yml against the embedded default inventory (inventories/local:
-# the rig's simulated cluster, with an OpenBao dev server as Vault). Safe to run again: the
+# the rig's simulated cluster and its real node, with an OpenBao dev server as Vault), then the
+# healthcheck, which fails naming any unhealthy part. Safe to run again: the
 # cluster and OpenBao keep running between runs, so secrets keep their values. Extra arguments
 # go to ansible-playbook; `scripts/site.sh down` stops the OpenBao server and the cluster.
 # CTI_RIG_STATE and CTI_RIG_CLUSTER choose another state directory and cluster (tests/rig/lib.sh).
@@ -22,7 +23,14 @@ export PATH="$REPO/.venv/bin:$PATH"
 
 step "local simulated cluster"
 bash tests/rig/cluster.sh up >/dev/null
-bash tests/rig/cluster.sh kubectl apply -f tests/rig/static-volumes.yaml >/dev/null
+# The static volumes are host directories of the real node, where the MISP pods run: under this
+# set-up's state directory (a new cluster starts with empty ones) and owned by the user each image
+# runs as (MariaDB and Redis 999, MISP and the backup Job www-data 33), as a provisioner makes them.
+volumes="$STATE/volumes"
+install -d -o 999 -g 999 "$volumes/misp-db" "$volumes/misp-redis"
+install -d -o 33 -g 33 "$volumes/misp-files" "$volumes/misp-backup"
+sed "s|/tmp/cti-misp-local/|$volumes/|" tests/rig/static-volumes.yaml \
+  | bash tests/rig/cluster.sh kubectl apply -f - >/dev/null
 
 step "OpenBao dev server (Vault API) on loopback"
 bao_env="$(python -m tests.rig.peers.openbao env --state-dir "$STATE/openbao" 2>/dev/null)" \
@@ -33,6 +41,10 @@ VAULT_TOKEN="$(jq -r .VAULT_TOKEN <<<"$bao_env")"
 export VAULT_ADDR VAULT_TOKEN
 
 step "site.yml on inventories/local"
-# Keycloak is optional here (set KEYCLOAK_URL and admin credentials to include it); MISP's runtime
-# settings need a running MISP, which kwok nodes do not run.
-exec ansible-playbook -i inventories/local site.yml --skip-tags misp_config "$@"
+# Keycloak is optional here (set KEYCLOAK_URL and admin credentials to include it). The MISP layer
+# runs on the real node, misp_config included (through the API server's port-forward).
+ansible-playbook -i inventories/local site.yml "$@"
+
+step "healthcheck (playbooks/healthcheck.yml)"
+# Its report goes to stderr, so that stdout stays site.yml's output (and its PLAY RECAP).
+exec ansible-playbook -i inventories/local playbooks/healthcheck.yml "$@" >&2
