@@ -1,0 +1,426 @@
+"""The MISP layer runs for real: one converge of inventories/local on the rig's real node.
+
+tests/integration/targets/misp_layer/converge.yml applies the namespace baseline, the Secrets from
+Vault (the session's OpenBao), the image admission policy and then playbooks/misp.yml unchanged,
+with inventories/local's variables: every MISP pod on rig-node-1 (real kubelet, containerd,
+kube-network-policies), every image pinned by digest from the loopback registry (the MISP stand-in
+image of tests/rig/images.sh with its PHP double, MariaDB, Redis, tools), misp_config through the
+API server's port-forward. The names the rig shares (namespace, KV mount, admission policy and its
+namespace selector, the static volumes) are the test's own, so it runs beside the other tests on
+the shared cluster.
+
+One converge (module scope), then a second run and a third after a pod is deleted, both
+changed=0; every other test reads the pods that converge made.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import hvac
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.rig import rig_binary, rig_image
+from tests.rig.peers._base import REPO
+
+pytestmark = [pytest.mark.rig, pytest.mark.slow]
+
+CONVERGE = "tests/integration/targets/misp_layer/converge.yml"
+MODULES = "tests/integration/targets/port_forward/modules.yml"
+REAL_NODE = "rig-node-1"
+# Owners of the static volumes' host directories: MariaDB and Redis run as 999, MISP's pods and
+# the backup Job as www-data (33).
+OWNERS = {"data-misp-db-0": 999, "misp-redis": 999}
+VOLUMES = REPO / "tests" / "rig" / "static-volumes.yaml"
+# Each converge of the whole layer waits for real pods: minutes on this machine.
+CONVERGE_TIMEOUT = 1800
+
+
+def wait_until(predicate, timeout, what, interval=2.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+    return value
+
+
+def static_volumes(core_api, namespace, root):
+    """The rig's static volumes (tests/rig/static-volumes.yaml), bound to this namespace's claims
+    and backed by host directories of the test's own, owned as a provisioner would make them."""
+    storage = client.StorageV1Api(core_api.api_client)
+    created = []
+    for item in yaml.safe_load(VOLUMES.read_text())["items"]:
+        if item["kind"] == "StorageClass":
+            if not storage.list_storage_class(field_selector=f"metadata.name={item['metadata']['name']}").items:
+                storage.create_storage_class(item)
+            continue
+        claim = item["spec"]["claimRef"]["name"]
+        path = root / claim
+        path.mkdir(parents=True)
+        uid = OWNERS.get(claim, 33)
+        subprocess.run(["chown", f"{uid}:{uid}", str(path)], check=True)
+        item["metadata"]["name"] = f"{namespace}-{claim}"
+        item["spec"]["claimRef"]["namespace"] = namespace
+        item["spec"]["hostPath"] = {"path": str(path), "type": "Directory"}
+        core_api.create_persistent_volume(item)
+        created.append(item["metadata"]["name"])
+    return created
+
+
+class Layer:
+    def __init__(self, api, kubeconfig, namespace, extravars, env):
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
+        self.extravars = extravars
+        self.env = env
+        self.runs = []
+
+    def kubectl(self, *args, timeout=60):
+        cmd = [str(rig_binary("kubectl")), "--kubeconfig", self.kubeconfig, "-n", self.namespace, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def exec(self, pod, container, *command, timeout=60):
+        return self.kubectl("exec", pod, "-c", container, "--", *command, timeout=timeout)
+
+    def pods(self, component):
+        selector = f"app.kubernetes.io/component={component}"
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        return sorted((p for p in pods if p.status.phase == "Running"), key=lambda p: p.metadata.name)
+
+
+def converge(run_playbook, layer):
+    start = time.monotonic()
+    result = run_playbook(CONVERGE, layer.extravars, env=layer.env, timeout=CONVERGE_TIMEOUT)
+    layer.runs.append((result, time.monotonic() - start))
+    return result
+
+
+@pytest.fixture(scope="module")
+def layer(api, k8s_cluster, openbao, run_playbook, tmp_path_factory):
+    suffix = uuid.uuid4().hex[:6]
+    namespace = f"misp-layer-{suffix}"
+    core = client.CoreV1Api(api)
+    vault = hvac.Client(url=openbao["VAULT_ADDR"], token=openbao["VAULT_TOKEN"])
+    vault.sys.enable_secrets_engine("kv", path=namespace, options={"version": "2"})
+    volumes = static_volumes(core, namespace, tmp_path_factory.mktemp("volumes"))
+    extravars = {
+        "misp_namespace": namespace,
+        "vault_kv_mount": namespace,
+        "vault_k8s_auth_mount": f"k8s-{namespace}",
+        "image_policy_admission_name": namespace,
+        # Only this test's namespace: other tests put unpinned images in namespaces labelled for MISP.
+        "image_policy_namespace_selector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        # Two frontends (HPA minimum), so that sessions can be checked across replicas.
+        "misp_frontend_replicas": 2,
+        "misp_frontend_max_replicas": 3,
+    }
+    env = {
+        "K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"],
+        "CTI_RIG_STATE": str(Path(k8s_cluster["kubeconfig"]).parent),
+        "VAULT_ADDR": openbao["VAULT_ADDR"],
+        "VAULT_TOKEN": openbao["VAULT_TOKEN"],
+    }
+    state = Layer(api, k8s_cluster["kubeconfig"], namespace, extravars, env)
+    try:
+        first = converge(run_playbook, state)
+        assert first.rc == 0, first.stdout[-8000:] + first.stderr[-2000:]
+        yield state
+    finally:
+        for (result, seconds), label in zip(state.runs, ("first", "second", "third"), strict=False):
+            print(f"converge {label}: {seconds:.0f}s, changed={result.changed}")
+        core.delete_namespace(namespace)
+        wait_until(
+            lambda: not core.list_namespace(field_selector=f"metadata.name={namespace}").items, 300, "namespace gone"
+        )
+        for name in volumes:
+            core.delete_persistent_volume(name)
+        client.AdmissionregistrationV1Api(api).delete_validating_admission_policy_binding(namespace)
+        client.AdmissionregistrationV1Api(api).delete_validating_admission_policy(namespace)
+        vault.sys.disable_secrets_engine(namespace)
+        vault.sys.disable_auth_method(f"k8s-{namespace}")
+
+
+def _ready(pod):
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def test_every_misp_pod_runs_on_the_real_node_and_is_ready_through_its_probes(layer):
+    def settled():
+        # The HPA may be adding a frontend under the machine's load: wait until every pod is Ready.
+        pods = layer.core.list_namespaced_pod(layer.namespace).items
+        running = [p for p in pods if p.status.phase == "Running"]
+        return pods if all(_ready(p) for p in running) else None
+
+    pods = wait_until(settled, 300, "every running MISP pod Ready")
+    # misp-modules has no rig image yet: it keeps no placement and stays on a kwok node.
+    running = [
+        p
+        for p in pods
+        if p.status.phase == "Running" and p.metadata.labels.get("app.kubernetes.io/component") != "modules"
+    ]
+    components = {p.metadata.labels.get("app.kubernetes.io/component") for p in running}
+    assert {"frontend", "workers", "database", "redis"} <= components, components
+    for pod in running:
+        assert pod.spec.node_name == REAL_NODE, (pod.metadata.name, pod.spec.node_name)
+        assert _ready(pod), pod.metadata.name
+        for container in pod.spec.containers:
+            # Pulled by digest from the loopback registry.
+            assert container.image.startswith("127.0.0.1:5050/cti-rig/"), container.image
+            assert "@sha256:" in container.image, container.image
+        # Real probes: the kubelet ran them (a started container counts only after its probes).
+        assert all(s.started and s.ready for s in pod.status.container_statuses), pod.metadata.name
+        # No liveness probe failed: a probe that cannot reach its process restarts the container.
+        restarts = {s.name: s.restart_count for s in pod.status.container_statuses if s.restart_count}
+        assert not restarts, (pod.metadata.name, restarts)
+    assert len(layer.pods("frontend")) == 2
+    # The update Job of this image ran to completion in a pod on the real node.
+    jobs = client.BatchV1Api(layer.core.api_client).list_namespaced_job(layer.namespace).items
+    update = [j for j in jobs if j.metadata.name.startswith("misp-update-")]
+    assert update and update[0].status.succeeded == 1, [j.metadata.name for j in jobs]
+    images = {c.image for p in running for c in p.spec.containers}
+    assert rig_image("mariadb").split("@")[1] in " ".join(images)
+
+
+def test_nginx_and_php_fpm_accept_the_pods_own_configuration(layer):
+    pod = layer.pods("frontend")[0].metadata.name
+    nginx = layer.exec(pod, "nginx", "nginx", "-t", "-c", "/etc/misp-k8s/nginx.conf")
+    assert nginx.returncode == 0, nginx.stderr
+    assert "syntax is ok" in nginx.stderr and "test is successful" in nginx.stderr, nginx.stderr
+    fpm_binary = layer.core.read_namespaced_pod(pod, layer.namespace).spec.containers[1].command[0]
+    fpm = layer.exec(pod, "php-fpm", fpm_binary, "-t", "--fpm-config", "/etc/misp-k8s/php-fpm.conf")
+    assert fpm.returncode == 0, fpm.stderr
+    assert "test is successful" in fpm.stderr, fpm.stderr
+
+
+def _api_key(layer):
+    secret = layer.core.read_namespaced_secret("misp-app", layer.namespace)
+    return base64.b64decode(secret.data["admin-api-key"]).decode()
+
+
+def _curl(layer, pod, *args):
+    """curl inside a frontend pod's nginx container, to its own nginx (port 8080)."""
+    return layer.exec(pod, "nginx", "curl", "-sS", "--max-time", "10", *args)
+
+
+def test_misp_config_settings_are_served_from_the_database(layer):
+    key = _api_key(layer)
+    wanted = {"Security.password_policy_length": 16, "Security.advanced_authkeys": True}
+    for pod in layer.pods("frontend"):
+        for name, value in wanted.items():
+            answer = _curl(
+                layer,
+                pod.metadata.name,
+                "-H",
+                f"Authorization: {key}",
+                "-H",
+                "Accept: application/json",
+                f"http://127.0.0.1:8080/servers/getSetting/{name}",
+            )
+            assert answer.returncode == 0, answer.stderr
+            assert json.loads(answer.stdout)["value"] == value, answer.stdout
+    # Stored in MISP's database (system_setting_db), where every replica reads it.
+    db = layer.pods("database")[0].metadata.name
+    rows = layer.exec(
+        db,
+        "mariadb",
+        "sh",
+        "-c",
+        'mariadb -uroot -p"$(cat /run/secrets/misp-database/root-password 2>/dev/null'
+        ' || echo "$MARIADB_ROOT_PASSWORD")" -N misp '
+        "-e \"SELECT setting, value FROM system_settings WHERE setting LIKE 'Security.%'\"",
+    )
+    assert rows.returncode == 0, rows.stderr
+    stored = dict(line.split("\t", 1) for line in rows.stdout.splitlines())
+    assert stored.get("Security.password_policy_length") == "16", stored
+
+
+def test_second_run_and_a_run_after_a_pod_is_deleted_change_nothing(run_playbook, layer):
+    second = converge(run_playbook, layer)
+    assert second.rc == 0, second.stdout[-6000:]
+    changed = [line for line in second.stdout.splitlines() if line.startswith("changed:")]
+    assert second.changed == 0, changed
+    worker = layer.pods("workers")[0].metadata.name
+    layer.core.delete_namespaced_pod(worker, layer.namespace)
+    third = converge(run_playbook, layer)
+    assert third.rc == 0, third.stdout[-6000:]
+    changed = [line for line in third.stdout.splitlines() if line.startswith("changed:")]
+    assert third.changed == 0, changed
+    replaced = layer.pods("workers")
+    assert replaced and replaced[0].metadata.name != worker and _ready(replaced[0])
+
+
+def test_a_session_from_one_frontend_is_valid_on_the_other(layer):
+    key = _api_key(layer)
+    # Two of the replicas (the HPA may have added more under the machine's load).
+    first, second = (p.metadata.name for p in layer.pods("frontend")[:2])
+    login = _curl(
+        layer,
+        first,
+        "-i",
+        "-X",
+        "POST",
+        "-H",
+        f"Authorization: {key}",
+        "-H",
+        "Accept: application/json",
+        "http://127.0.0.1:8080/users/login",
+    )
+    assert login.returncode == 0, login.stderr
+    cookie = next(
+        line.split(":", 1)[1].split(";")[0].strip()
+        for line in login.stdout.splitlines()
+        if line.lower().startswith("set-cookie:")
+    )
+    me = _curl(
+        layer,
+        second,
+        "-H",
+        f"Cookie: {cookie}",
+        "-H",
+        "Accept: application/json",
+        "http://127.0.0.1:8080/users/view/me",
+    )
+    assert me.returncode == 0, me.stderr
+    assert json.loads(me.stdout)["User"]["id"] == 1, me.stdout
+    # Without the cookie, the other replica knows no session.
+    anonymous = _curl(layer, second, "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8080/users/view/me")
+    assert anonymous.stdout in ("401", "403"), anonymous.stdout
+
+
+def test_a_job_queued_through_a_frontend_is_processed_by_the_workers(layer):
+    key = _api_key(layer)
+    pod = layer.pods("frontend")[0].metadata.name
+    queued = _curl(
+        layer,
+        pod,
+        "-X",
+        "POST",
+        "-H",
+        f"Authorization: {key}",
+        "-H",
+        "Accept: application/json",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{"job_type": "test"}',
+        "http://127.0.0.1:8080/jobs/enqueue/default",
+    )
+    assert queued.returncode == 0, queued.stderr
+    job = json.loads(queued.stdout)
+    job_id = job.get("id") or job.get("Job", {}).get("id")
+
+    def done():
+        view = _curl(
+            layer,
+            pod,
+            "-H",
+            f"Authorization: {key}",
+            "-H",
+            "Accept: application/json",
+            f"http://127.0.0.1:8080/jobs/view/{job_id}",
+        )
+        row = json.loads(view.stdout) if view.returncode == 0 else {}
+        row = row.get("Job", row)
+        return row if str(row.get("status")) == "4" else None
+
+    row = wait_until(done, 60, f"job {job_id} done")
+    assert row["process_id"].startswith("default_"), row
+
+
+def test_a_stopped_worker_is_reported_and_started_through_the_api_server(run_playbook, layer):
+    secret = layer.core.read_namespaced_secret("misp-supervisor", layer.namespace)
+    user, password = (base64.b64decode(secret.data[k]).decode() for k in ("username", "password"))
+    extravars = {
+        "pf_module": "workers",
+        "pf_url": f"http://misp-workers.{layer.namespace}.svc:9001",
+        "pf_user": user,
+        "pf_password": password,
+        "pf_forward": {"namespace": layer.namespace, "service": "misp-workers"},
+    }
+    env = {**layer.env, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
+
+    def outcome(state="present"):
+        proc = run_playbook(MODULES, {**extravars, "pf_state": state}, env=env)
+        tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+        return proc.rc, next(t["hosts"]["localhost"] for t in tasks if not t["hosts"]["localhost"].get("skipped"))
+
+    rc, result = outcome()
+    assert rc == 0 and result["healthy"] is True, result
+    # supervisord's autorestart brings back a killed worker by itself; one stopped through its
+    # XML-RPC API (as an operator or a crash loop's FATAL leaves it) stays down until started.
+    pod = layer.pods("workers")[0]
+    call = (
+        "<?xml version='1.0'?><methodCall><methodName>supervisor.stopProcess</methodName><params>"
+        "<param><value><string>misp-workers:default_00</string></value></param></params></methodCall>"
+    )
+    stopped = layer.exec(
+        pod.metadata.name,
+        pod.spec.containers[0].name,
+        "curl",
+        "-sS",
+        "-u",
+        f"{user}:{password}",
+        "-H",
+        "Content-Type: text/xml",
+        "-d",
+        call,
+        "http://127.0.0.1:9001/RPC2",
+    )
+    assert stopped.returncode == 0 and "<boolean>1</boolean>" in stopped.stdout, stopped.stdout + stopped.stderr
+    rc, reported = outcome()
+    assert reported["healthy"] is False, reported
+    assert reported["queues"]["default"]["running"] == 0, reported["queues"]["default"]
+    rc, healed = outcome("running")
+    assert rc == 0, healed
+    assert healed["started"] == ["default_00"] and healed["healthy"] is True, healed
+    assert password not in json.dumps(healed)
+
+
+def _reach(layer, pod, container, host, port):
+    probe = f"import socket; socket.create_connection(('{host}', {port}), 3)"
+    return layer.exec(pod, container, "python3", "-c", probe).returncode == 0
+
+
+def test_database_redis_and_supervisord_only_from_the_allowed_pods(layer):
+    ns = layer.namespace
+    layer.core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "outsider", "labels": {"app": "outsider"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": rig_image("tools"),
+                        "command": ["sleep", "infinity"],
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                            "runAsNonRoot": True,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                    }
+                ],
+                "terminationGracePeriodSeconds": 1,
+                "nodeSelector": {"cti.misp-platform/real-node": "true"},
+                "tolerations": [{"key": "cti.misp-platform/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        },
+    )
+    wait_until(lambda: _ready(layer.core.read_namespaced_pod("outsider", ns)), 120, "outsider Ready")
+    targets = [(f"misp-db.{ns}.svc", 3306), (f"misp-redis.{ns}.svc", 6379), (f"misp-workers.{ns}.svc", 9001)]
+    frontend = layer.pods("frontend")[0].metadata.name
+    for host, port in targets:
+        assert not _reach(layer, "outsider", "main", host, port), f"outsider reached {host}:{port}"
+        check = layer.exec(frontend, "php-fpm", "php", "-r", f"exit(@fsockopen('{host}', {port}, $e, $s, 3) ? 0 : 1);")
+        assert check.returncode == 0, f"frontend could not reach {host}:{port}: {check.stderr}"
