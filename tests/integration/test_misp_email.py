@@ -183,7 +183,9 @@ def converge(run_playbook, site, outputs):
         env = {"K8S_AUTH_KUBECONFIG": site["extravars"]["cti_kubeconfig"], "ANSIBLE_VERBOSITY": "3"}
         result = run_playbook(TARGET, {**site["extravars"], **extra}, env=env, timeout=1200)
         outputs.append(result.stdout + result.stderr)
-        assert result.rc == 0, result.stdout[-6000:]
+        # -vvv prints whole objects: show the failed task, not only the output's tail.
+        failed = max(result.stdout.rfind("fatal: "), result.stdout.rfind("failed: ["))
+        assert result.rc == 0, result.stdout[failed - 2000 : failed + 4000] if failed >= 0 else result.stdout[-6000:]
         return result
 
     return run
