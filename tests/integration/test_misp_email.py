@@ -154,6 +154,10 @@ def site(openbao, k8s_cluster, ns, smtp, core):
         "misp_secrets_source": "vault",
         "misp_base_url": "https://misp.example.org",
         "misp_image": {"repository": "ghcr.io/misp/misp-docker/misp-core", "tag": "v2.5.31", "digest": ""},
+        # Only the rendered settings and the pod environment matter here: the workers pod stays on
+        # a kwok node, not on the real node inventories/local places MISP on.
+        "misp_common_node_selector": {},
+        "misp_common_tolerations": [],
         "misp_common_files_storage_class": f"{ns}-static",
         "misp_common_files_size": "1Gi",
         "misp_workers_processes": {"default": 1, "email": 1, "cache": 1, "prio": 1, "update": 1},
