@@ -10,7 +10,8 @@ namespace selector, the static volumes) are the test's own, so it runs beside th
 the shared cluster.
 
 One converge (module scope), then a second run and a third after a pod is deleted, both
-changed=0; every other test reads the pods that converge made.
+changed=0; every other test reads the pods that converge made. The tests that change the layer
+come last: a CronJob's runs on a short schedule with three frontends.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def layer(api, k8s_cluster, openbao, run_playbook, tmp_path_factory):
     core = client.CoreV1Api(api)
     vault = hvac.Client(url=openbao["VAULT_ADDR"], token=openbao["VAULT_TOKEN"])
     vault.sys.enable_secrets_engine("kv", path=namespace, options={"version": "2"})
-    volumes = static_volumes(core, namespace, tmp_path_factory.mktemp("volumes"))
+    root = tmp_path_factory.mktemp("volumes")
+    volumes = static_volumes(core, namespace, root)
     extravars = {
         "misp_namespace": namespace,
         "vault_kv_mount": namespace,
@@ -131,6 +133,8 @@ def layer(api, k8s_cluster, openbao, run_playbook, tmp_path_factory):
         "VAULT_TOKEN": openbao["VAULT_TOKEN"],
     }
     state = Layer(api, k8s_cluster["kubeconfig"], namespace, extravars, env)
+    # The host directories of the static volumes (files, backups), as the node sees them.
+    state.volumes = root
     try:
         first = converge(run_playbook, state)
         assert first.rc == 0, first.stdout[-8000:] + first.stderr[-2000:]
@@ -212,6 +216,22 @@ def _curl(layer, pod, *args):
     return layer.exec(pod, "nginx", "curl", "-sS", "--max-time", "10", *args)
 
 
+def _sql(layer, query):
+    """Rows (tab-separated lines) of a query to MISP's database, as root inside the MariaDB pod."""
+    db = layer.pods("database")[0].metadata.name
+    rows = layer.exec(
+        db,
+        "mariadb",
+        "sh",
+        "-c",
+        'mariadb -uroot -p"$(cat /run/secrets/misp-database/root-password 2>/dev/null'
+        ' || echo "$MARIADB_ROOT_PASSWORD")" -N misp -e "$0"',
+        query,
+    )
+    assert rows.returncode == 0, rows.stderr
+    return rows.stdout.splitlines()
+
+
 def test_misp_config_settings_are_served_from_the_database(layer):
     key = _api_key(layer)
     wanted = {"Security.password_policy_length": 16, "Security.advanced_authkeys": True}
@@ -229,18 +249,8 @@ def test_misp_config_settings_are_served_from_the_database(layer):
             assert answer.returncode == 0, answer.stderr
             assert json.loads(answer.stdout)["value"] == value, answer.stdout
     # Stored in MISP's database (system_setting_db), where every replica reads it.
-    db = layer.pods("database")[0].metadata.name
-    rows = layer.exec(
-        db,
-        "mariadb",
-        "sh",
-        "-c",
-        'mariadb -uroot -p"$(cat /run/secrets/misp-database/root-password 2>/dev/null'
-        ' || echo "$MARIADB_ROOT_PASSWORD")" -N misp '
-        "-e \"SELECT setting, value FROM system_settings WHERE setting LIKE 'Security.%'\"",
-    )
-    assert rows.returncode == 0, rows.stderr
-    stored = dict(line.split("\t", 1) for line in rows.stdout.splitlines())
+    rows = _sql(layer, "SELECT setting, value FROM system_settings WHERE setting LIKE 'Security.%'")
+    stored = dict(line.split("\t", 1) for line in rows)
     assert stored.get("Security.password_policy_length") == "16", stored
 
 
@@ -424,3 +434,71 @@ def test_database_redis_and_supervisord_only_from_the_allowed_pods(layer):
         assert not _reach(layer, "outsider", "main", host, port), f"outsider reached {host}:{port}"
         check = layer.exec(frontend, "php-fpm", "php", "-r", f"exit(@fsockopen('{host}', {port}, $e, $s, 3) ? 0 : 1);")
         assert check.returncode == 0, f"frontend could not reach {host}:{port}: {check.stderr}"
+
+
+def _serving(layer):
+    """The colour the Service selects and the names and images of that colour's Ready pods."""
+    selector = layer.core.read_namespaced_service("misp-frontend", layer.namespace).spec.selector
+    color = selector["misp-platform.cti/color"]
+    pods = [p for p in layer.pods("frontend") if _ready(p) and p.metadata.labels["misp-platform.cti/color"] == color]
+    return color, {p.metadata.name: {c.image for c in p.spec.containers} for p in pods}
+
+
+# A task whose cake command needs no outbound proxy: its runs are rows of table jobs.
+CRON_TASK = "updateGalaxies"
+CRON_ROWS = "SELECT message, COUNT(*) FROM jobs WHERE job_type = 'Admin updateGalaxies' GROUP BY message"
+
+
+def _cron_runs(layer, cronjob):
+    """{Job name: its pod's name} of the CronJob's finished runs, and the rows its task recorded,
+    {the pod that ran it: count}."""
+    batch = client.BatchV1Api(layer.core.api_client)
+    jobs = [
+        j
+        for j in batch.list_namespaced_job(layer.namespace).items
+        if any(o.kind == "CronJob" and o.name == cronjob for o in j.metadata.owner_references or [])
+    ]
+    pods = {}
+    for job in jobs:
+        assert not job.status.failed, (job.metadata.name, job.status)
+        if job.status.succeeded:
+            (pod,) = layer.core.list_namespaced_pod(
+                layer.namespace, label_selector=f"job-name={job.metadata.name}"
+            ).items
+            assert pod.spec.node_name == REAL_NODE, (pod.metadata.name, pod.spec.node_name)
+            pods[job.metadata.name] = pod.metadata.name
+    rows = _sql(layer, CRON_ROWS)
+    # The double's message names the host, which is the pod's name.
+    runs = (line.split("\t") for line in rows)
+    return pods, {message.removeprefix("Job done on ").removesuffix("."): int(count) for message, count in runs}
+
+
+def test_a_cronjob_runs_its_cake_task_once_per_schedule_with_three_frontends(layer):
+    ns = layer.namespace
+    autoscaling = client.AutoscalingV2Api(layer.core.api_client)
+    batch = client.BatchV1Api(layer.core.api_client)
+    # Three frontends: a task run by every replica (the image's own cron) would record three rows.
+    color = layer.core.read_namespaced_service("misp-frontend", ns).spec.selector["misp-platform.cti/color"]
+    autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+        f"misp-frontend-{color}", ns, {"spec": {"minReplicas": 3, "maxReplicas": 3}}
+    )
+    wait_until(lambda: len(_serving(layer)[1]) == 3, 300, "three Ready frontends", interval=5)
+    # The role's CronJob with its own job template, due every minute for the test.
+    cronjob = f"misp-cron-{CRON_TASK.lower()}"
+    schedule = batch.read_namespaced_cron_job(cronjob, ns).spec.schedule
+    batch.patch_namespaced_cron_job(cronjob, ns, {"spec": {"schedule": "* * * * *"}})
+    try:
+        wait_until(lambda: len(_cron_runs(layer, cronjob)[0]) >= 2, 300, "two runs", interval=5)
+    finally:
+        batch.patch_namespaced_cron_job(cronjob, ns, {"spec": {"schedule": schedule, "suspend": True}})
+    # A run that started before the suspension finishes; then every run has its row, and only one.
+    wait_until(lambda: not batch.read_namespaced_cron_job(cronjob, ns).status.active, 180, "no active run")
+    pods, rows = _cron_runs(layer, cronjob)
+    assert len(pods) >= 2, pods
+    assert rows == dict.fromkeys(pods.values(), 1), (pods, rows)
+    # Once per schedule: each Job is named after its own scheduled minute (the CronJob controller's
+    # name suffix), and no minute ran twice.
+    minutes = [name.rsplit("-", 1)[1] for name in pods]
+    assert len(set(minutes)) == len(minutes), minutes
+    assert len(_serving(layer)[1]) == 3
+    batch.patch_namespaced_cron_job(cronjob, ns, {"spec": {"suspend": False}})

@@ -12,7 +12,8 @@
  *   Server cacheFeed|fetchFeed|pullAll|pushAll|cacheServerAll <uid> ..., Admin updateGalaxies,
  *   updateTaxonomies, updateWarningLists, updateNoticeLists, updateObjectTemplates [<uid>]:
  *                                         the scheduled tasks; each run is a finished row in
- *                                         table jobs (job_type "<Shell> <command>")
+ *                                         table jobs (job_type "<Shell> <command>", message
+ *                                         "Job done on <host>.")
  */
 
 require dirname(__DIR__) . '/Lib/Misp.php';
@@ -162,9 +163,12 @@ function task($shell, $command, $args)
             fail('User ID do not match an existing user.');
         }
     }
-    Misp::db()->prepare('INSERT INTO jobs (worker, job_type, job_input, status, message, progress, process_id, '
-        . 'date_created, date_modified) VALUES (?, ?, ?, ?, ?, 100, ?, NOW(), NOW())')
-        ->execute(array('cron', "$shell $command", json_encode($args), STATUS_COMPLETED, 'Job done.', gethostname()));
+    // The host (a CronJob pod's name, up to 63 characters) goes into the message: process_id is
+    // MISP's short worker process name (varchar(36)), which a shell run does not have.
+    Misp::db()->prepare('INSERT INTO jobs (worker, job_type, job_input, status, message, progress, '
+        . 'date_created, date_modified) VALUES (?, ?, ?, ?, ?, 100, NOW(), NOW())')
+        ->execute(array('cron', "$shell $command", json_encode($args), STATUS_COMPLETED,
+            'Job done on ' . gethostname() . '.'));
     echo "$shell $command done.\n";
 }
 
