@@ -226,6 +226,9 @@ up() {
   credentials
   forwarders
   containerd_config
+  # A containerd that was killed leaves its socket behind, which would pass the wait below at
+  # once and start kubelet before the new containerd listens.
+  pid_of containerd >/dev/null || rm -f "$NODE_DIR/run/containerd.sock" "$NODE_DIR/run/containerd.sock.ttrpc"
   start containerd "${IN_NS[@]}" env PATH="$CONTAINERD_DIR:$PATH" \
     "$CONTAINERD_DIR/containerd" --config "$NODE_DIR/containerd/config.toml"
   wait_for containerd 60 test -S "$NODE_DIR/run/containerd.sock"
