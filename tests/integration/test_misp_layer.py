@@ -11,7 +11,8 @@ the shared cluster.
 
 One converge (module scope), then a second run and a third after a pod is deleted, both
 changed=0; every other test reads the pods that converge made. The tests that change the layer
-come last: a CronJob's runs on a short schedule with three frontends.
+come last: a CronJob's runs on a short schedule with three frontends, a backup
+and a restore.
 """
 
 from __future__ import annotations
@@ -502,3 +503,52 @@ def test_a_cronjob_runs_its_cake_task_once_per_schedule_with_three_frontends(lay
     assert len(set(minutes)) == len(minutes), minutes
     assert len(_serving(layer)[1]) == 3
     batch.patch_namespaced_cron_job(cronjob, ns, {"spec": {"suspend": False}})
+
+
+BACKUP = "playbooks/backup.yml"
+RESTORE = "playbooks/restore.yml"
+
+
+def _checksums(layer):
+    """{table: (rows, CHECKSUM TABLE)} of every table of MISP's database."""
+    tables = _sql(layer, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'misp'")
+    sums = dict(line.split("\t") for line in _sql(layer, "CHECKSUM TABLE " + ", ".join(tables)))
+    counts = {t: _sql(layer, f"SELECT COUNT(*) FROM `{t}`")[0] for t in tables}  # noqa: S608
+    return {t: (counts[t], sums[f"misp.{t}"]) for t in tables}
+
+
+def test_the_backup_cronjobs_pod_dumps_to_the_pvc_and_the_restore_brings_back_every_row(run_playbook, layer):
+    ns = layer.namespace
+    # Rows and a file of the test's own beside what the converge and the earlier tests wrote.
+    marker = uuid.uuid4().hex
+    values = f"(1, 'md5', '{marker}'), (2, 'ip-dst', '10.0.0.1')"
+    _sql(layer, "INSERT INTO attributes (event_id, type, value1) VALUES " + values)  # noqa: S608
+    files = layer.volumes / "misp-files"
+    (files / "restore-marker").write_text(marker)
+    before = _checksums(layer)
+    assert before["attributes"][0] != "0" and before["users"][0] != "0", before
+    backup = run_playbook(BACKUP, layer.extravars, env=layer.env)
+    assert backup.rc == 0, backup.stdout[-6000:]
+    # The Job (the CronJob's template) ran in a pod on the real node and wrote to the backup volume.
+    batch = client.BatchV1Api(layer.core.api_client)
+    (job,) = [j for j in batch.list_namespaced_job(ns).items if j.metadata.name.startswith("misp-backup-manual-")]
+    (pod,) = layer.core.list_namespaced_pod(ns, label_selector=f"job-name={job.metadata.name}").items
+    assert pod.spec.node_name == REAL_NODE, pod.spec.node_name
+    assert pod.spec.containers[0].image.endswith(rig_image("tools").split("@")[1]), pod.spec.containers[0].image
+    (saved,) = sorted((layer.volumes / "misp-backup").glob("misp-*"))
+    assert sorted(p.name for p in saved.iterdir()) == ["SHA256SUMS", "database.sql.gz", "files.tar.gz"]
+    assert (
+        marker.encode() in subprocess.run(["zcat", saved / "database.sql.gz"], capture_output=True, check=True).stdout
+    )
+    # The data is gone: a table dropped, rows deleted, the file removed.
+    _sql(layer, "DROP TABLE attributes")
+    _sql(layer, "DELETE FROM users")
+    (files / "restore-marker").unlink()
+    assert "attributes" not in _checksums(layer)
+    restore = run_playbook(RESTORE, {**layer.extravars, "misp_restore_backup_name": saved.name}, env=layer.env)
+    assert restore.rc == 0, restore.stdout[-6000:]
+    assert _checksums(layer) == before
+    assert (files / "restore-marker").read_text() == marker
+    # MISP is back: the writers at their replicas, Ready, and no CronJob left suspended by the restore.
+    wait_until(lambda: len([p for p in layer.pods("frontend") if _ready(p)]) >= 2, 300, "frontends back", interval=5)
+    wait_until(lambda: [p for p in layer.pods("workers") if _ready(p)], 300, "workers back", interval=5)
