@@ -12,7 +12,7 @@ the shared cluster.
 One converge (module scope), then a second run and a third after a pod is deleted, both
 changed=0; every other test reads the pods that converge made. The tests that change the layer
 come last: a CronJob's runs on a short schedule with three frontends, a backup
-and a restore.
+and a restore, a blue/green upgrade and its rollback.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.rig import rig_binary, rig_image
+from tests.rig import RIG_CACHE, rig_binary, rig_image
 from tests.rig.peers._base import REPO
 
 pytestmark = [pytest.mark.rig, pytest.mark.slow]
@@ -445,6 +445,10 @@ def _serving(layer):
     return color, {p.metadata.name: {c.image for c in p.spec.containers} for p in pods}
 
 
+def _images(pods):
+    return set().union(*pods.values())
+
+
 # A task whose cake command needs no outbound proxy: its runs are rows of table jobs.
 CRON_TASK = "updateGalaxies"
 CRON_ROWS = "SELECT message, COUNT(*) FROM jobs WHERE job_type = 'Admin updateGalaxies' GROUP BY message"
@@ -461,11 +465,12 @@ def _cron_runs(layer, cronjob):
     ]
     pods = {}
     for job in jobs:
-        assert not job.status.failed, (job.metadata.name, job.status)
+        selector = f"job-name={job.metadata.name}"
+        if job.status.failed:
+            failed = layer.kubectl("logs", "-l", selector, "--all-containers", "--prefix", "--tail", "20")
+            pytest.fail(f"{job.metadata.name} failed: {failed.stdout}{failed.stderr}")
         if job.status.succeeded:
-            (pod,) = layer.core.list_namespaced_pod(
-                layer.namespace, label_selector=f"job-name={job.metadata.name}"
-            ).items
+            (pod,) = layer.core.list_namespaced_pod(layer.namespace, label_selector=selector).items
             assert pod.spec.node_name == REAL_NODE, (pod.metadata.name, pod.spec.node_name)
             pods[job.metadata.name] = pod.metadata.name
     rows = _sql(layer, CRON_ROWS)
@@ -552,3 +557,88 @@ def test_the_backup_cronjobs_pod_dumps_to_the_pvc_and_the_restore_brings_back_ev
     # MISP is back: the writers at their replicas, Ready, and no CronJob left suspended by the restore.
     wait_until(lambda: len([p for p in layer.pods("frontend") if _ready(p)]) >= 2, 300, "frontends back", interval=5)
     wait_until(lambda: [p for p in layer.pods("workers") if _ready(p)], 300, "workers back", interval=5)
+
+
+UPGRADE = "playbooks/misp_upgrade.yml"
+ROLLBACK = "playbooks/misp_rollback.yml"
+# A client of the Service polls the heartbeat continuously: one line "<unix time> <HTTP status>
+# <curl's exit code>" per request (status 000 and a non-zero exit code when no answer came).
+POLL = (
+    'while :; do out=$(curl -s -o /dev/null --max-time 10 -w "%{http_code}" "$0"); rc=$?; '
+    'echo "$(date +%s) $out $rc"; sleep 0.2; done'
+)
+
+
+def _misp_image(name):
+    """misp_image (repository, tag, digest) of a rig image, from images.sh's list."""
+    built = json.loads((RIG_CACHE / "images" / "images.json").read_text())[name]
+    return {key: built[key] for key in ("repository", "tag", "digest")}
+
+
+def test_blue_green_upgrade_and_rollback_fail_no_request_of_a_polling_client(run_playbook, layer):
+    ns = layer.namespace
+    first, second = rig_image("misp"), rig_image("misp-v2")
+    assert first.split("@")[1] != second.split("@")[1]
+    color, pods = _serving(layer)
+    assert _images(pods) == {first}, pods
+    # The client: a pod where the frontends' NetworkPolicy lets traffic in (the ingress
+    # controller's labels in kube-system), on the real node, polling through the Service.
+    poller = f"poller-{ns}"
+    layer.core.create_namespaced_pod(
+        "kube-system",
+        {
+            "metadata": {"name": poller, "labels": {"app.kubernetes.io/name": "rke2-traefik"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": rig_image("tools"),
+                        "command": ["sh", "-c", POLL, f"http://misp-frontend.{ns}.svc/users/heartbeat"],
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                            "runAsNonRoot": True,
+                            "runAsUser": 65534,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                    }
+                ],
+                "terminationGracePeriodSeconds": 1,
+                "nodeSelector": {"cti.misp-platform/real-node": "true"},
+                "tolerations": [{"key": "cti.misp-platform/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        },
+    )
+
+    wait_until(lambda: _ready(layer.core.read_namespaced_pod(poller, "kube-system")), 120, "the poller Ready")
+
+    def answers():
+        log = layer.core.read_namespaced_pod_log(poller, "kube-system", container="main")
+        return [line.split() for line in log.splitlines()]
+
+    try:
+        wait_until(lambda: any(status == "200" for _t, status, _rc in answers()), 120, "the poller's first answer")
+        started = time.time()
+        upgrade = run_playbook(UPGRADE, {**layer.extravars, "misp_image": _misp_image("misp-v2")}, env=layer.env)
+        assert upgrade.rc == 0, upgrade.stdout[-6000:]
+        upgraded, pods = _serving(layer)
+        assert upgraded != color and _images(pods) == {second}, (upgraded, pods)
+        workers = {c.image for p in layer.pods("workers") for c in p.spec.containers}
+        assert workers == {second}, workers
+        upgraded_at = time.time()
+        during_upgrade = len(answers())
+        rollback = run_playbook(ROLLBACK, layer.extravars, env=layer.env)
+        assert rollback.rc == 0, rollback.stdout[-6000:]
+        back, pods = _serving(layer)
+        assert back == color and _images(pods) == {first}, (back, pods)
+        workers = {c.image for p in layer.pods("workers") for c in p.spec.containers}
+        assert workers == {first}, workers
+        codes = answers()
+        rolled_back_at = time.time()
+    finally:
+        layer.core.delete_namespaced_pod(poller, "kube-system")
+    # Requests all along both switches, every one answered 200.
+    assert len(codes) > during_upgrade > 10, (during_upgrade, len(codes))
+    failed = [line for line in codes if line[1] != "200"]
+    times = f"upgrade {started:.0f}-{upgraded_at:.0f}, rollback until {rolled_back_at:.0f}"
+    assert not failed, f"{len(failed)} of {len(codes)} requests failed ({times}): {failed}"
