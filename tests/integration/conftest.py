@@ -201,17 +201,14 @@ def _cluster(action: str, timeout: float) -> subprocess.CompletedProcess:
 def k8s_cluster():
     """The simulated cluster of tests/rig/cluster.sh: ``{"kubeconfig": path}``.
 
-    A cluster that is already up is used as it is and left running; otherwise this fixture
-    brings it up and takes it down at the end of the session.
+    A cluster that is already up is left running at the end; otherwise this fixture brings it
+    up and takes it down at the end of the session. ``up`` runs either way: it restarts what
+    stopped (a real node's kubelet, say) while the API still answers.
     """
-    status = _cluster("status", timeout=60)
-    started = status.returncode != 0
-    if started:
-        status = _cluster("up", timeout=1800)
-        if status.returncode != 0:
-            pytest.fail(
-                f"tests/rig/cluster.sh up failed ({status.returncode}):\n{status.stderr[-4000:]}", pytrace=False
-            )
+    started = _cluster("status", timeout=60).returncode != 0
+    status = _cluster("up", timeout=1800)
+    if status.returncode != 0:
+        pytest.fail(f"tests/rig/cluster.sh up failed ({status.returncode}):\n{status.stderr[-4000:]}", pytrace=False)
     lines = status.stdout.strip().splitlines()
     kubeconfig = lines[-1] if lines else ""
     if not Path(kubeconfig).is_file():

@@ -126,7 +126,8 @@ create_nodes() {
 install_crds() {
   local crds=("$RIG_DIR"/crds/*.yaml)
   [[ -e "${crds[0]}" ]] || return 0
-  k apply --server-side -f "$RIG_DIR/crds/" >/dev/null
+  # --force-conflicts: helm-controller and Traefik's chart may have applied the real CRDs since.
+  k apply --server-side --force-conflicts -f "$RIG_DIR/crds/" >/dev/null
   k wait --for=condition=Established crd --all --timeout=60s >/dev/null
 }
 
