@@ -11,6 +11,16 @@ from pathlib import Path
 import yaml
 from kubernetes import client
 
+# A container's securityContext as the MISP roles write it: what Pod Security `restricted` asks.
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
+    "runAsUser": 33,
+    "runAsGroup": 33,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 # Result files of one session never collide, even between test files sharing a tmp_path.
 _runs = itertools.count()
 

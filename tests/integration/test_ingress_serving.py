@@ -32,6 +32,7 @@ from cryptography.x509.oid import NameOID
 from kubernetes import client
 from kubernetes.dynamic.exceptions import NotFoundError
 
+from tests.integration._helpers import RESTRICTED
 from tests.integration.conftest import ansible_playbook
 from tests.integration.test_rig_nodes import ON_REAL_NODE, Node, wait_until
 from tests.rig import RIG_DIR, rig_image
@@ -43,16 +44,6 @@ NAMESPACE = "misp"
 HOST = "misp.local.test"  # inventories/local: misp_hostname
 HEARTBEAT = '{"message": "pong"}'
 TRAEFIK = "app.kubernetes.io/name=rke2-traefik"
-# Restricted Pod Security, as MISP's namespace enforces.
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "runAsNonRoot": True,
-    "runAsUser": 33,
-    "runAsGroup": 33,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 # The backend answers MISP's heartbeat path only.
 BACKEND = """
 import http.server

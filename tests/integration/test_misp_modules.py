@@ -30,6 +30,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.doubles.misp_api import MispApiDouble
+from tests.integration._helpers import RESTRICTED, static_storage_class, static_volume
 from tests.rig import rig_binary, rig_image
 
 pytestmark = [pytest.mark.rig, pytest.mark.slow]
@@ -50,16 +51,6 @@ REAL_KEY = "cti.misp-platform/real-node"
 ON_REAL_NODE = {
     "nodeSelector": {REAL_KEY: "true"},
     "tolerations": [{"key": REAL_KEY, "operator": "Exists", "effect": "NoSchedule"}],
-}
-# What Pod Security restricted asks of the client pods.
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "runAsNonRoot": True,
-    "runAsUser": 33,
-    "runAsGroup": 33,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
 }
 ENRICHMENT = {"cve", "rdap", "hashlookup", "urlhaus", "countrycode", "extract_url_components", "ipinfo"}
 
@@ -104,26 +95,13 @@ def namespace(api, core):
     storage = client.StorageV1Api(api)
     labels = {"pod-security.kubernetes.io/enforce": "restricted", "cti-test": "modules"}
     core.create_namespace({"metadata": {"name": name, "labels": labels}})
-    storage.create_storage_class(
-        {"metadata": {"name": name}, "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate"}
-    )
-    core.create_persistent_volume(
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": name,
-                "claimRef": {"namespace": name, "name": "misp-files"},
-                "hostPath": {"path": f"/tmp/{name}"},
-            },
-        }
-    )
+    storage.create_storage_class(static_storage_class(name))
+    core.create_persistent_volume(static_volume(name, "misp-files", "ReadWriteMany", name))
     yield name
     core.delete_namespace(name)
-    for delete in (core.delete_persistent_volume, storage.delete_storage_class):
+    for delete, obj in ((core.delete_persistent_volume, f"{name}-misp-files"), (storage.delete_storage_class, name)):
         with contextlib.suppress(ApiException):
-            delete(name)
+            delete(obj)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.integration._helpers import RESTRICTED
 from tests.rig import rig_binary, rig_image
 
 pytestmark = pytest.mark.rig
@@ -29,16 +30,6 @@ ON_REAL_NODE = {
     "tolerations": [{"key": REAL_KEY, "operator": "Exists", "effect": "NoSchedule"}],
 }
 IMAGE_POLICY_TARGET = Path(__file__).parent / "targets" / "image_policy" / "policy.yml"
-# What Pod Security `restricted` asks of a container, as the MISP roles write it.
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "runAsNonRoot": True,
-    "runAsUser": 33,
-    "runAsGroup": 33,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 1.0):
