@@ -538,6 +538,9 @@ def play(k8s_cluster, run_playbook, ns):
             # The static volumes of the fixture ns.
             "misp_backup_pvc_storage_class": f"{ns}-static",
             "misp_backup_pvc_size": "1Gi",
+            # kwok runs these Jobs, not the real node inventories/local places MISP on.
+            "misp_common_node_selector": {},
+            "misp_common_tolerations": [],
             **extravars,
         }
         return run_playbook(playbook, extravars, check=check, env={"K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"]})
