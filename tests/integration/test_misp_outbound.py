@@ -34,6 +34,15 @@ PROXY = {"host": "proxy.corp.test", "port": 3128, "credentials": True, "no_proxy
 INTERNAL = ["localhost", "127.0.0.1", ".svc", ".cluster.local", "misp-db", "misp-redis", "misp-workers"]
 PROXY_ENV = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy"]
 CA_ENV = {"SSL_CERT_FILE": BUNDLE, "CURL_CA_BUNDLE": BUNDLE, "REQUESTS_CA_BUNDLE": BUNDLE}
+# Cron tasks that read only what the image ships (the galaxy, taxonomy... JSON files): they call
+# out to nothing, so they get no proxy.
+OFFLINE_TASKS = {
+    "updategalaxies",
+    "updatetaxonomies",
+    "updatewarninglists",
+    "updatenoticelists",
+    "updateobjecttemplates",
+}
 
 
 def test_ca(name: str) -> str:
@@ -219,6 +228,10 @@ def test_every_misp_container_gets_the_bundle_and_the_proxy(deployed, api, names
             for name, value in CA_ENV.items():
                 assert env[name].value == value, where
             assert env["PHP_INI_SCAN_DIR"].value == ":/etc/misp-k8s", where
+            if container.name in OFFLINE_TASKS:
+                # Least privilege (docs/identity.md): no proxy account, so no URL naming it either.
+                assert not {"MISP_PROXY_USERNAME", "MISP_PROXY_PASSWORD", *PROXY_ENV[:4]} & set(env), where
+                continue
             assert env["MISP_PROXY_USERNAME"].value_from.secret_key_ref.to_dict() == {
                 "name": "misp-proxy",
                 "key": "username",
