@@ -85,7 +85,11 @@ def own_registry(tmp_path):
 
 
 def test_every_image_is_built():
-    assert sorted(IMAGES) == sorted(CONTRACT)
+    names = images_sh("names").stdout.split()
+    assert set(CONTRACT) <= set(names)
+    # images.json is shared by every checkout on the machine: it may also hold images that
+    # another checkout builds.
+    assert not set(names) - set(IMAGES), f"not built: {sorted(set(names) - set(IMAGES))}"
 
 
 def test_registry_listens_on_loopback_only():

@@ -9,6 +9,7 @@
 #   images.sh build [NAME...] the registry and the images named, default all (a warm run
 #                             rebuilds and pushes nothing)
 #   images.sh list            print images.json
+#   images.sh names           print the names of every image, one per line
 # CTI_RIG_REGISTRY_PORT moves the registry off 5050.
 # shellcheck source=tests/rig/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -283,5 +284,6 @@ case "${1:-}" in
   registry-down) with_lock registry registry_down ;;
   build) build "${@:2}" ;;
   list) [[ -s $JSON ]] || die "$JSON missing: run $0 build"; cat "$JSON" ;;
-  *) die "usage: $0 registry|registry-down|build [NAME...]|list" ;;
+  names) printf '%s\n' "${NAMES[@]}" ;;
+  *) die "usage: $0 registry|registry-down|build [NAME...]|list|names" ;;
 esac
