@@ -15,7 +15,7 @@ import yaml
 from kubernetes import client
 from kubernetes.dynamic.exceptions import NotFoundError
 
-from tests.integration.conftest import ansible_playbook
+from tests.playbook import ansible_playbook
 
 pytestmark = pytest.mark.rig
 

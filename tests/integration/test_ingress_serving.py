@@ -33,8 +33,8 @@ from kubernetes import client
 from kubernetes.dynamic.exceptions import NotFoundError
 
 from tests.integration._helpers import RESTRICTED
-from tests.integration.conftest import ansible_playbook
 from tests.integration.test_rig_nodes import ON_REAL_NODE, Node, wait_until
+from tests.playbook import ansible_playbook
 from tests.rig import RIG_DIR, rig_image
 
 pytestmark = [pytest.mark.rig, pytest.mark.slow]

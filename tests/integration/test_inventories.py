@@ -39,7 +39,7 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
-from tests.integration.conftest import PlaybookResult, parse_recap
+from tests.playbook import PlaybookResult, parse_recap
 from tests.rig.peers._base import REPO, VENV_BIN
 
 OVERLAYS = Path(__file__).parent / "inventory_overlays"

@@ -38,8 +38,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client, config
 
-from tests.integration.conftest import _peer, ansible_playbook
+from tests.integration.conftest import _peer
 from tests.integration.test_vault_role import changed_tasks
+from tests.playbook import ansible_playbook
 from tests.rig import rig_binary
 from tests.rig.peers._base import REPO, Peer, PeerError, free_port
 from tests.rig.peers._tls import TestCA, key_pem, write_private

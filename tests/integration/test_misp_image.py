@@ -28,7 +28,7 @@ import yaml
 
 import tests.integration.test_misp_settings as settings_cases
 from tests.doubles.misp_api.catalogue import definitions
-from tests.integration.conftest import ansible_playbook
+from tests.playbook import ansible_playbook
 from tests.rig import RIG_CACHE, rig_image
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import ansible_playbook
+from tests.playbook import ansible_playbook
 from tests.rig.peers._base import REPO
 
 TARGET = REPO / "tests/integration/targets/policy_scan"

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.integration.conftest import ansible_playbook
+from tests.playbook import ansible_playbook
 from tests.rig import rig_binary, rig_image
 from tests.rig.peers._base import REPO
 

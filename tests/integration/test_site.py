@@ -23,7 +23,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from tests.integration.conftest import parse_recap
+from tests.playbook import parse_recap
 from tests.rig import RIG_CACHE
 from tests.rig.peers._base import REPO
 
