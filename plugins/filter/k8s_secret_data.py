@@ -1,0 +1,80 @@
+# Copyright: contributors to cti.misp_platform
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading a Secret as kubernetes.core.k8s_info returns it: one way for every role."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from ansible.errors import AnsibleFilterError
+
+DOCUMENTATION = r"""
+name: k8s_secret_data
+short_description: The data of the Secret a kubernetes.core.k8s_info result holds
+version_added: 1.0.0
+description:
+  - Returns the C(data) of the first object of a registered M(kubernetes.core.k8s_info) result,
+    base64-decoded as text, or as the API gave it with O(decode=false) (to fingerprint it).
+  - A result with no object (the Secret does not exist), a skipped read, or a Secret without data
+    gives C({}).
+  - Fails naming the key when a value is not base64 or not UTF-8 text, and when the input is not a
+    k8s_info result; the values themselves are never part of a message.
+options:
+  _input:
+    description: A registered kubernetes.core.k8s_info result (or one item of a looped one).
+    type: dict
+    required: true
+  decode:
+    description: Decode the values.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Read the supervisord credentials
+  kubernetes.core.k8s_info:
+    kind: Secret
+    namespace: misp
+    name: misp-supervisor
+  register: supervisor_secret
+  no_log: true
+
+- name: Use them
+  ansible.builtin.set_fact:
+    supervisor: "{{ supervisor_secret | cti.misp_platform.k8s_secret_data }}"
+  no_log: true
+
+- name: Every Secret of a looped read, by loop item
+  ansible.builtin.set_fact:
+    secrets: >-
+      {{ dict(read.results | map(attribute='item') | zip(read.results | map('cti.misp_platform.k8s_secret_data'))) }}
+  no_log: true
+"""
+
+RETURN = r"""
+_value:
+  description: Key to value.
+  type: dict
+"""
+
+
+def k8s_secret_data(info, decode=True):
+    if not isinstance(info, dict) or not isinstance(info.get("resources", []), list):
+        raise AnsibleFilterError("k8s_secret_data: expected a kubernetes.core.k8s_info result with 'resources'")
+    resources = info.get("resources") or []
+    data = (resources[0].get("data") if resources else None) or {}
+    if not decode:
+        return dict(data)
+    decoded = {}
+    for key, value in data.items():
+        try:
+            decoded[key] = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as exc:
+            raise AnsibleFilterError(f"k8s_secret_data: key {key!r} is not base64-encoded UTF-8 text") from exc
+    return decoded
+
+
+class FilterModule:
+    def filters(self):
+        return {"k8s_secret_data": k8s_secret_data}
