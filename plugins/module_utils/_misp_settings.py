@@ -14,7 +14,8 @@ from urllib.parse import quote
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import MispApiError
+from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import MispApi, MispApiError
+from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import PortForwardError, reach
 
 MISP_SETTINGS_ARGSPEC = {
     "settings": {"type": "dict", "default": {}},
@@ -386,3 +387,24 @@ def _with_written(message, result):
     written = result["changed_settings"] + result["redacted_written"]
     ending = f"Already written: {', '.join(written)}." if written else "Nothing was written."
     return f"{message}{'' if message.endswith('.') else '.'} {ending}"
+
+
+def run_module(module):
+    """Entry point of the misp_settings module: read, compare, write; errors become fail_json."""
+    # Before anything can fail (a bad url, a wrong key), so that no output shows them.
+    module.no_log_values.update(secret_values(module.params))
+    try:
+        # Built first so that a bad url or timeout fails before any port-forward is opened.
+        MispApi(module.params)
+        with reach(module.params, "url") as route:
+            try:
+                api = MispApi(dict(module.params, url=route.url(module.params["url"])))
+                run = SettingsRun(api, module.params, module.check_mode, module.no_log_values.add, module.warn)
+                result = run.run()
+            except MispSettingsError as exc:
+                module.fail_json(msg=route.explain(exc.message), **exc.result)
+            except MispApiError as exc:
+                module.fail_json(msg=route.explain(exc.message))
+    except (MispApiError, PortForwardError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)

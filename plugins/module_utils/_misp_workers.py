@@ -18,7 +18,7 @@ from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import
     MispApi,
     MispApiError,
 )
-from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import Direct
+from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import Direct, PortForwardError, reach
 from ansible_collections.cti.misp_platform.plugins.module_utils._supervisor import Supervisor, SupervisorError
 
 # MISP's BackgroundJobsTool::VALID_QUEUES; the first five are the ones `cake start_worker` serves.
@@ -323,3 +323,16 @@ def execute(params, check_mode=False, route=None):
     if api:
         result["misp_workers"] = misp_opinion(api, result["queues"])
     return result
+
+
+def run_module(module):
+    """Entry point of the misp_worker_status module: report or act; errors become fail_json."""
+    try:
+        result = execute(module.params, module.check_mode, reach(module.params, "supervisor_url"))
+    except WorkersError as exc:
+        module.fail_json(msg=exc.message, **exc.result)
+    except (SupervisorError, MispApiError) as exc:
+        module.fail_json(msg=exc.message)
+    except PortForwardError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)

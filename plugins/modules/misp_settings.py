@@ -210,22 +210,12 @@ requests:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import (
-    MISP_API_ARGSPEC,
-    MispApi,
-    MispApiError,
-)
+from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import MISP_API_ARGSPEC
 from ansible_collections.cti.misp_platform.plugins.module_utils._misp_settings import (
     MISP_SETTINGS_ARGSPEC,
-    MispSettingsError,
-    SettingsRun,
-    secret_values,
+    run_module,
 )
-from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import (
-    PORT_FORWARD_SPEC,
-    PortForwardError,
-    reach,
-)
+from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import PORT_FORWARD_SPEC
 
 
 def argspec():
@@ -234,23 +224,7 @@ def argspec():
 
 def main():
     module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
-    # Before anything can fail (a bad url, a wrong key), so that no output shows them.
-    module.no_log_values.update(secret_values(module.params))
-    try:
-        # Built first so that a bad url or timeout fails before any port-forward is opened.
-        MispApi(module.params)
-        with reach(module.params, "url") as route:
-            try:
-                api = MispApi(dict(module.params, url=route.url(module.params["url"])))
-                run = SettingsRun(api, module.params, module.check_mode, module.no_log_values.add, module.warn)
-                result = run.run()
-            except MispSettingsError as exc:
-                module.fail_json(msg=route.explain(exc.message), **exc.result)
-            except MispApiError as exc:
-                module.fail_json(msg=route.explain(exc.message))
-    except (MispApiError, PortForwardError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_module(module)
 
 
 if __name__ == "__main__":

@@ -291,23 +291,16 @@ misp_workers:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import MispApiError
 from ansible_collections.cti.misp_platform.plugins.module_utils._misp_workers import (
     MISP_OPINION_ARGSPEC,
     MISP_OPINION_REQUIRED_TOGETHER,
     WORKERS_ARGSPEC,
-    WorkersError,
-    execute,
+    run_module,
 )
-from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import (
-    PORT_FORWARD_SPEC,
-    PortForwardError,
-    reach,
-)
+from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import PORT_FORWARD_SPEC
 from ansible_collections.cti.misp_platform.plugins.module_utils._supervisor import (
     SUPERVISOR_ARGSPEC,
     SUPERVISOR_REQUIRED_TOGETHER,
-    SupervisorError,
 )
 
 
@@ -321,15 +314,7 @@ def main():
         required_together=SUPERVISOR_REQUIRED_TOGETHER + MISP_OPINION_REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
-    try:
-        result = execute(module.params, module.check_mode, reach(module.params, "supervisor_url"))
-    except WorkersError as exc:
-        module.fail_json(msg=exc.message, **exc.result)
-    except (SupervisorError, MispApiError) as exc:
-        module.fail_json(msg=exc.message)
-    except PortForwardError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_module(module)
 
 
 if __name__ == "__main__":
