@@ -154,8 +154,9 @@ def test_no_context_without_tls(tmp_path):
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"misp_common_smtp_tls": "ssl"}, 'misp_common_smtp_tls must be none, starttls or implicit, got "ssl"'),
-        ({"misp_common_smtp_tls": True}, "misp_common_smtp_tls must be none, starttls or implicit, got true"),
+        # Choices are the argument spec's, and so is its wording.
+        ({"misp_common_smtp_tls": "ssl"}, "misp_common_smtp_tls must be one of: none, starttls, implicit, got: ssl"),
+        ({"misp_common_smtp_tls": True}, "misp_common_smtp_tls must be one of: none, starttls, implicit, got: True"),
         ({"misp_common_smtp_port": 0}, "misp_common_smtp_port must be a number from 1 to 65535, got 0"),
         ({"misp_common_smtp_port": 70000}, "misp_common_smtp_port must be a number from 1 to 65535, got 70000"),
         ({"misp_common_smtp_port": "smtp"}, 'misp_common_smtp_port must be a number from 1 to 65535, got "smtp"'),
@@ -200,6 +201,7 @@ def test_bad_settings_fail_naming_the_value(tmp_path, settings, message):
 
 
 def test_every_problem_is_named_at_once(tmp_path):
-    result, _rendered = render(tmp_path, misp_common_smtp_tls="ssl", misp_common_smtp_port=0)
+    # Both checked by the e-mail check (choices such as misp_common_smtp_tls are the argument spec's).
+    result, _rendered = render(tmp_path, misp_common_email_from="misp", misp_common_smtp_port=0)
     assert result.rc != 0
-    assert "misp_common_smtp_port must be" in result.stdout and "misp_common_smtp_tls must be" in result.stdout
+    assert "misp_common_smtp_port must be" in result.stdout and "misp_common_email_from must be" in result.stdout

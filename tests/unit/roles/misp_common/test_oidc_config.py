@@ -181,8 +181,9 @@ def test_no_oidc_without_settings(tmp_path):
         ),
         ({"issuer": "ftp://sso.example.org"}, "issuer must be an http(s) URL, got 'ftp://sso.example.org'"),
         ({"client_id": ""}, "client_id must be a non-empty string, got ''"),
-        ({"client_secret": SECRET}, "unknown key client_secret (the secret comes from Secret misp-oidc"),
-        ({"code_challenge_method": "S512"}, "code_challenge_method must be S256 or plain, got S512"),
+        # Unknown keys and choices are the argument spec's, and so is its wording.
+        ({"client_secret": SECRET}, "misp_common_oidc.client_secret. Supported parameters include"),
+        ({"code_challenge_method": "S512"}, "code_challenge_method must be one of: S256, plain, got: S512"),
         ({"client_secret_secret": {"name": "other", "key": "k"}}, 'client_secret_secret must be {"name": "misp-oidc"'),
     ],
     ids=[
