@@ -138,7 +138,7 @@ _KUBECONFIG_FROM = re.compile(r"""K8S_AUTH_KUBECONFIG['"]?\s*:\s*['"]?(?:\{\{\s*
 
 
 def plays(playbook: str) -> list[dict]:
-    """The plays a playbook runs, imported playbooks included."""
+    """The plays a playbook runs, imported playbooks included; each with ``_dir``, its directory."""
     path = REPO / playbook
     found = []
     for play in yaml.safe_load(path.read_text()):
@@ -146,8 +146,16 @@ def plays(playbook: str) -> list[dict]:
         if imported:
             found += plays(str((path.parent / imported).relative_to(REPO)))
         else:
-            found.append(play)
+            found.append({**play, "_dir": path.parent})
     return found
+
+
+def environment_of(play: dict) -> str:
+    """The play's `environment:`, a variable it names (cti_k8s_environment) read from its vars_files."""
+    defined = {}
+    for vars_file in play.get("vars_files", []):
+        defined.update(yaml.safe_load((play["_dir"] / vars_file).read_text()))
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: str(defined.get(m[1], m[0])), str(play["environment"]))
 
 
 def test_kubeconfig_credential_type_feeds_the_plays(controller):
@@ -163,7 +171,7 @@ def test_kubeconfig_credential_type_feeds_the_plays(controller):
     assert set(injectors["extra_vars"].values()) == {written}
     for template in controller["awx_job_templates"]:
         read = [
-            _KUBECONFIG_FROM.findall(str(play["environment"]))
+            _KUBECONFIG_FROM.findall(environment_of(play))
             for play in plays(template["playbook"])
             if "environment" in play
         ]
