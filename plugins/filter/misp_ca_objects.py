@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.cti.misp_platform.plugins.filter.k8s_secret_data import k8s_secret_data
 
 DOCUMENTATION = r"""
 name: misp_ca_objects
@@ -73,11 +75,14 @@ def _data(result: dict) -> dict:
     return resources[0].get("data") or {}
 
 
-def _decode(value: str) -> str:
+def _text(kind: str, key: str, value: str) -> str:
+    """A certificate as text: a Secret's value decoded the collection's one way (k8s_secret_data)."""
+    if kind == "ConfigMap":
+        return value
     try:
-        return base64.b64decode(value).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        # Not base64 text: it cannot be a certificate, and its bytes are not shown.
+        return k8s_secret_data({"resources": [{"data": {key: value}}]})[key]
+    except AnsibleFilterError:
+        # No UTF-8 text (a DER file): no PEM certificate either, and its bytes are not shown.
         return ""
 
 
@@ -102,11 +107,7 @@ def _problems(result: dict, namespace: str, pem: re.Pattern) -> list[str]:
     keys = [key for key in data if CRT_KEY.match(key)]
     if not keys:
         return [f"{where} has no *.crt key"]
-    return [
-        f"{where} key {key} is not a PEM certificate"
-        for key in keys
-        if not pem.match(data[key] if kind == "ConfigMap" else _decode(data[key]))
-    ]
+    return [f"{where} key {key} is not a PEM certificate" for key in keys if not pem.match(_text(kind, key, data[key]))]
 
 
 def misp_ca_objects(results, pems, namespace, pem_pattern):

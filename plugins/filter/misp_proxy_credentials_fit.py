@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
 DOCUMENTATION = r"""
@@ -21,14 +19,10 @@ description:
   - The values are never part of the result, so the task using it can print its outcome.
 options:
   _input:
-    description: The account, a mapping with C(username) and C(password) (misp_secrets.proxy, or the data
-      of Secret misp-proxy with O(encoded)); missing keys count as empty.
+    description: The account, a mapping with C(username) and C(password) (misp_secrets.proxy, or Secret
+      misp-proxy decoded by P(cti.misp_platform.k8s_secret_data#filter)); missing keys count as empty.
     type: dict
     required: true
-  encoded:
-    description: The values are base64-encoded, as in a Secret's C(data).
-    type: bool
-    default: false
 """
 
 EXAMPLES = r"""
@@ -48,22 +42,11 @@ USERNAME_BAD = re.compile(r"[@:/?#\[\]%\s]")
 PASSWORD_BAD = re.compile(r"[@/?#\[\]%\s]")
 
 
-def _value(credentials: dict, key: str, encoded: bool) -> str:
-    value = credentials.get(key, "")
-    if not encoded:
-        return str(value)
-    try:
-        return base64.b64decode(value).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError):
-        # Bytes that are no text cannot be written into a URL either.
-        return "%"
-
-
-def misp_proxy_credentials_fit(credentials, encoded=False):
+def misp_proxy_credentials_fit(credentials):
     """True when the proxy account can stand unencoded in http://user:password@host:port."""
     credentials = credentials or {}
-    username = _value(credentials, "username", encoded)
-    password = _value(credentials, "password", encoded)
+    username = str(credentials.get("username", ""))
+    password = str(credentials.get("password", ""))
     return not USERNAME_BAD.search(username) and not PASSWORD_BAD.search(password)
 
 

@@ -72,6 +72,7 @@ def test_bad_objects_are_named():
         read({"configmap": "not-pem"}, {"ca.crt": "hello", "ok.crt": PEM}),
         read({"secret": "key"}, {"tls.crt": b64("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")}),
         read({"secret": "not-base64"}, {"ca.crt": "%%%"}),
+        read({"secret": "der"}, {"ca.crt": base64.b64encode(b"\x30\x82\xff\xfe").decode()}),
     ]
     got = misp_ca_objects(results, [], NS, PATTERN)
     assert got["problems"] == [
@@ -81,6 +82,7 @@ def test_bad_objects_are_named():
         "misp_common_ca_certificates: ConfigMap not-pem key ca.crt is not a PEM certificate",
         "misp_common_ca_certificates: Secret key key tls.crt is not a PEM certificate",
         "misp_common_ca_certificates: Secret not-base64 key ca.crt is not a PEM certificate",
+        "misp_common_ca_certificates: Secret der key ca.crt is not a PEM certificate",
     ]
     # A missing object is still a source (without items), as before: the check stops the run first.
     assert got["sources"][0] == {"configMap": {"name": "no-such-ca", "items": []}}
