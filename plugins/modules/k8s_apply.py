@@ -1,0 +1,155 @@
+#!/usr/bin/python
+# Copyright: cti.misp_platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: k8s_apply
+short_description: Apply a list of Kubernetes objects in one run, with a diff per object
+version_added: 0.2.0
+author:
+  - cti.misp_platform developers (@cti)
+description:
+  - Applies every object of O(definitions), in order, as M(kubernetes.core.k8s) does with
+    C(apply=true) (client-side apply, the same field ownership and
+    C(kubectl.kubernetes.io/last-applied-configuration) annotation), or deletes them with
+    O(state=absent).
+  - All the objects go through one module run and one API client, where a
+    M(kubernetes.core.k8s) loop starts a Python process per object; the roles of this collection
+    apply each role's objects with one task for that reason.
+  - With C(--diff), each object that changes shows its own diff, headed by its kind, namespace and
+    name.
+  - An object that cannot be applied stops the run with an error naming it; the objects before it
+    are listed in RV(objects). A definition without kind, apiVersion or name fails before anything
+    is sent to the cluster.
+  - Do not pass Secrets without C(no_log) on the task; their data would show in the diff.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The API server validates each change as a dry run and stores nothing.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+options:
+  definitions:
+    description:
+      - The objects, each a dictionary or a YAML text holding one or more documents (the output of
+        C(lookup('ansible.builtin.template', ...)) for instance). Empty documents are ignored, and
+        the items of a C(*List) kind are applied one by one.
+    type: list
+    elements: raw
+    required: true
+  namespace:
+    description:
+      - Namespace of the objects that name none. Cluster-scoped objects ignore it.
+    type: str
+  state:
+    description:
+      - V(present) applies the objects; V(absent) deletes those that exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  wait:
+    description:
+      - Wait for each object, after applying it and before the next, as M(kubernetes.core.k8s)
+        does (Deployments, StatefulSets and DaemonSets until their pods are updated and ready, Pods
+        until ready, others until they exist; deleted objects until they are gone).
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - Seconds to wait for each object.
+    type: int
+    default: 120
+  wait_sleep:
+    description:
+      - Seconds between two checks while waiting.
+    type: int
+    default: 5
+requirements:
+  - kubernetes >= 24.2.0
+  - PyYAML >= 3.11
+seealso:
+  - module: kubernetes.core.k8s
+"""
+
+EXAMPLES = r"""
+- name: Apply the frontend objects, waiting for the Deployment
+  cti.misp_platform.k8s_apply:
+    namespace: misp
+    definitions: "{{ query('ansible.builtin.template', 'serviceaccount.yaml.j2', 'deployment.yaml.j2') }}"
+    wait: true
+    wait_timeout: 600
+
+- name: Remove a NetworkPolicy and a ConfigMap
+  cti.misp_platform.k8s_apply:
+    state: absent
+    definitions:
+      - {apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: old-egress, namespace: misp}}
+      - {apiVersion: v1, kind: ConfigMap, metadata: {name: old-settings, namespace: misp}}
+"""
+
+RETURN = r"""
+objects:
+  description: One entry per object handled, in order (on failure, those before the failed one).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: Kind of the object.
+      type: str
+      sample: Deployment
+    api_version:
+      description: Group and version of the object.
+      type: str
+      sample: apps/v1
+    namespace:
+      description: Namespace of the object; null for a cluster-scoped object given none.
+      type: str
+      sample: misp
+    name:
+      description: Name of the object.
+      type: str
+      sample: misp-frontend-blue
+    changed:
+      description: Whether applying (or deleting) changed the object.
+      type: bool
+      sample: false
+    method:
+      description: What was done, as kubernetes.core.k8s reports it (V(apply) or V(delete)).
+      type: str
+      sample: apply
+  sample:
+    - {kind: ServiceAccount, api_version: v1, namespace: misp, name: misp-frontend, changed: false, method: apply}
+"""
+
+import copy
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+
+from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_apply import (
+    K8S_APPLY_ARGSPEC,
+    run_module,
+)
+
+
+def argspec():
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(copy.deepcopy(K8S_APPLY_ARGSPEC))
+    return spec
+
+
+def main():
+    module = AnsibleK8SModule(argument_spec=argspec(), supports_check_mode=True)
+    run_module(module)
+
+
+if __name__ == "__main__":
+    main()

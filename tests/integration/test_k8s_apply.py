@@ -1,0 +1,122 @@
+"""k8s_apply against the rig's kube-apiserver: one run applies a list, per-object diff and
+errors, check mode, deletion, and the same field ownership as kubernetes.core.k8s apply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tests.integration._helpers import temporary_namespace
+
+pytestmark = pytest.mark.rig
+
+PLAYBOOK = Path(__file__).parent / "targets" / "k8s_apply" / "apply.yml"
+
+
+@pytest.fixture
+def ns(api):
+    yield from temporary_namespace(api, "ka-test")
+
+
+def objects(ns: str, greeting: str = "hello") -> list:
+    """A ServiceAccount and a ConfigMap as dicts, a Deployment as YAML text (as a template
+    lookup gives it); the Deployment runs on a kwok node, which makes it ready."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"serviceAccountName": "web", "containers": [{"name": "web", "image": "web:1"}]},
+            },
+        },
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "web"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}, "data": {"greeting": greeting}},
+        "---\n" + json.dumps(deployment) + "\n---\n",
+    ]
+
+
+@pytest.fixture
+def apply(k8s_cluster, run_playbook, tmp_path):
+    env = {"K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"]}
+
+    def run(args, check=False, core=False, diff=False):
+        run_env = {**env, "ANSIBLE_DIFF_ALWAYS": "1"} if diff else env
+        extra = {"ka_args": args, "ka_result_path": str(tmp_path / "result.json"), "ka_core": core}
+        played = run_playbook(PLAYBOOK, extra, check=check, env=run_env)
+        result = json.loads((tmp_path / "result.json").read_text())
+        return played, result["k8s_apply"], result["core"]
+
+    return run
+
+
+def test_applies_the_list_in_one_run_then_is_idempotent_like_kubernetes_core(apply, api, ns):
+    played, result, _core = apply({"definitions": objects(ns), "namespace": ns, "wait": True, "wait_timeout": 120})
+    assert played.rc == 0, played.stdout[-3000:]
+    assert result["changed"] is True
+    assert [(o["kind"], o["namespace"], o["name"], o["changed"]) for o in result["objects"]] == [
+        ("ServiceAccount", ns, "web", True),
+        ("ConfigMap", ns, "web", True),
+        ("Deployment", ns, "web", True),
+    ]
+    # wait: the Deployment was ready when the module returned.
+    assert client.AppsV1Api(api).read_namespaced_deployment("web", ns).status.ready_replicas == 1
+    assert client.CoreV1Api(api).read_namespaced_config_map("web", ns).data == {"greeting": "hello"}
+
+    played, result, core = apply({"definitions": objects(ns), "namespace": ns}, core=True)
+    assert played.rc == 0, played.stdout[-3000:]
+    assert result["changed"] is False
+    assert [o["changed"] for o in result["objects"]] == [False, False, False]
+    # kubernetes.core.k8s apply over what k8s_apply applied changes nothing: same ownership.
+    assert [r["changed"] for r in core["results"]] == [False, False, False]
+
+
+def test_check_mode_changes_nothing_and_diff_names_each_changed_object(apply, api, ns):
+    assert apply({"definitions": objects(ns), "namespace": ns})[0].rc == 0
+    played, result, _core = apply({"definitions": objects(ns, "bonjour"), "namespace": ns}, check=True, diff=True)
+    assert played.rc == 0, played.stdout[-3000:]
+    assert [o["changed"] for o in result["objects"]] == [False, True, False]
+    assert client.CoreV1Api(api).read_namespaced_config_map("web", ns).data == {"greeting": "hello"}
+    assert f"--- before: ConfigMap {ns}/web" in played.stdout
+    assert "+        greeting: bonjour" in played.stdout
+    assert f"Deployment {ns}/web" not in played.stdout
+
+
+def test_an_object_without_a_name_fails_before_anything_is_applied(apply, api, ns):
+    broken = objects(ns)
+    broken[1] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}, "data": {}}
+    played, result, _core = apply({"definitions": broken, "namespace": ns})
+    assert played.rc != 0
+    assert result["msg"] == f"ConfigMap {ns}/<no name> has no metadata.name"
+    assert client.CoreV1Api(api).list_namespaced_service_account(ns, field_selector="metadata.name=web").items == []
+
+
+def test_a_refused_object_is_named_and_those_before_it_listed(apply, ns):
+    refused = objects(ns)
+    refused[1] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_A_Name"}, "data": {}}
+    played, result, _core = apply({"definitions": refused, "namespace": ns})
+    assert played.rc != 0
+    assert result["msg"].startswith(f"ConfigMap {ns}/Not_A_Name: ")
+    assert "Invalid value" in result["msg"]
+    assert [(o["kind"], o["name"]) for o in result["objects"]] == [("ServiceAccount", "web")]
+
+
+def test_state_absent_deletes_what_exists(apply, api, ns):
+    assert apply({"definitions": objects(ns), "namespace": ns})[0].rc == 0
+    played, result, _core = apply({"definitions": objects(ns)[:2], "namespace": ns, "state": "absent", "wait": True})
+    assert played.rc == 0, played.stdout[-3000:]
+    assert [(o["name"], o["changed"], o["method"]) for o in result["objects"]] == [
+        ("web", True, "delete"),
+        ("web", True, "delete"),
+    ]
+    assert client.CoreV1Api(api).list_namespaced_config_map(ns, field_selector="metadata.name=web").items == []
+    again = apply({"definitions": objects(ns)[:2], "namespace": ns, "state": "absent"})[1]
+    assert again["changed"] is False

@@ -1,0 +1,118 @@
+"""Unit tests of _k8s_apply: reading the definitions, per-object results, diffs and errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.cti.misp_platform.plugins.module_utils import _k8s_apply
+
+CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}
+CM_AFTER = {"data": {"k": "v"}}
+ROLE = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}}
+
+
+def params(definitions, **extra):
+    return {"definitions": definitions, "namespace": "misp", "state": "present", **extra}
+
+
+def test_reads_dicts_and_multi_document_yaml_and_sets_the_namespace():
+    text = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: other}\n---\n\n---\n" + json.dumps(ROLE)
+    definitions = _k8s_apply.load_definitions(params([CM, text]))
+    assert [(d["kind"], d["metadata"].get("namespace")) for d in definitions] == [
+        ("ConfigMap", "misp"),
+        ("Secret", "other"),
+        ("ClusterRole", "misp"),
+    ]
+
+
+def test_flattens_list_kinds():
+    listed = {"apiVersion": "v1", "kind": "ConfigMapList", "items": [CM, {**CM, "metadata": {"name": "b"}}]}
+    assert [d["metadata"]["name"] for d in _k8s_apply.load_definitions(params([listed]))] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("definitions", "message"),
+    [
+        ([CM, 42], "definitions[1] is a int, not an object or YAML text"),
+        ([{"kind": "ConfigMap", "metadata": {"name": "a"}}], "ConfigMap misp/a has no apiVersion"),
+        ([{"apiVersion": "v1", "metadata": {"name": "a"}}], "<no kind> misp/a has no kind"),
+        ([{"apiVersion": "v1", "kind": "ConfigMap"}], "ConfigMap misp/<no name> has no metadata.name"),
+        (["kind: [unclosed"], "definitions could not be read: "),
+        (["- just\n- a list\n"], "definitions holds ['just', 'a list'], which is not an object"),
+    ],
+)
+def test_bad_definitions_are_refused_naming_them(definitions, message):
+    with pytest.raises(_k8s_apply.K8sApplyError) as err:
+        _k8s_apply.load_definitions(params(definitions))
+    assert str(err.value).startswith(message)
+
+
+def fake_perform(outcomes):
+    """A perform_action that answers from ``outcomes`` by object name (an exception is raised)."""
+    calls = []
+
+    def perform(svc, definition, params):
+        calls.append(definition["metadata"]["name"])
+        outcome = outcomes[definition["metadata"]["name"]]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    return perform, calls
+
+
+def test_each_object_is_reported_and_only_changed_ones_get_a_named_diff(monkeypatch):
+    perform, calls = fake_perform(
+        {
+            "a": {
+                "changed": True,
+                "method": "apply",
+                "diff": {"before": {"data": {"k": "old"}}, "after": {"data": {"k": "v"}}},
+            },
+            "r": {"changed": False, "method": "apply", "diff": {}},
+        }
+    )
+    monkeypatch.setattr(_k8s_apply, "perform_action", perform)
+    definitions = _k8s_apply.load_definitions(params([CM, ROLE]))
+    outcome = _k8s_apply.apply_all(None, definitions, {}, want_diff=True)
+    assert calls == ["a", "r"]
+    assert outcome["changed"] is True
+    assert [(o["kind"], o["name"], o["changed"], o["method"]) for o in outcome["objects"]] == [
+        ("ConfigMap", "a", True, "apply"),
+        ("ClusterRole", "r", False, "apply"),
+    ]
+    assert outcome["diff"] == [
+        {
+            "before_header": "ConfigMap misp/a",
+            "after_header": "ConfigMap misp/a",
+            "before": {"data": {"k": "old"}},
+            "after": CM_AFTER,
+        }
+    ]
+    assert "diff" not in _k8s_apply.apply_all(None, definitions, {}, want_diff=False)
+
+
+def test_a_deleted_object_shows_as_deleted_in_the_diff(monkeypatch):
+    perform, _calls = fake_perform({"a": {"changed": True, "method": "delete"}})
+    monkeypatch.setattr(_k8s_apply, "perform_action", perform)
+    outcome = _k8s_apply.apply_all(None, _k8s_apply.load_definitions(params([CM])), {}, want_diff=True)
+    assert outcome["diff"][0]["after_header"] == "ConfigMap misp/a (deleted)"
+
+
+def test_a_failure_names_the_object_and_lists_those_before_it(monkeypatch):
+    perform, calls = fake_perform(
+        {"a": {"changed": True, "method": "apply"}, "r": RuntimeError("Failed to apply object: forbidden")}
+    )
+    monkeypatch.setattr(_k8s_apply, "perform_action", perform)
+    third = {**CM, "metadata": {"name": "never"}}
+    with pytest.raises(_k8s_apply.K8sApplyError) as err:
+        _k8s_apply.apply_all(None, _k8s_apply.load_definitions(params([CM, ROLE, third])), {}, want_diff=False)
+    assert str(err.value) == "ClusterRole misp/r: Failed to apply object: forbidden"
+    assert [o["name"] for o in err.value.objects] == ["a"]
+    assert calls == ["a", "r"]
+
+
+def test_no_objects_is_nothing_to_do():
+    assert _k8s_apply.load_definitions(params(["---\n", ""])) == []
