@@ -29,6 +29,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from bench.rerun.callback_plugins.count_modules import CONTROLLER_ONLY
 from tests.rig import RIG_CACHE, rig_binary, rig_image
 from tests.rig.peers._base import REPO
 
@@ -41,8 +42,32 @@ REAL_NODE = "rig-node-1"
 # the backup Job as www-data (33).
 OWNERS = {"data-misp-db-0": 999, "misp-redis": 999}
 VOLUMES = REPO / "tests" / "rig" / "static-volumes.yaml"
+COUNT_MODULES = REPO / "bench" / "rerun" / "callback_plugins" / "count_modules.py"
 # Each converge of the whole layer waits for real pods: minutes on this machine.
 CONVERGE_TIMEOUT = 1800
+# Roles of the MISP layer that apply Kubernetes objects, and the module processes its idempotent
+# re-run may start at most (issue 20, measured; before k8s_apply, one process per object).
+APPLYING_ROLES = (
+    "misp_common",
+    "misp_database",
+    "misp_redis",
+    "misp_update",
+    "misp_frontend",
+    "misp_workers",
+    "misp_cron",
+    "misp_modules",
+    "misp_backup",
+)
+MISP_LAYER_MODULE_BUDGET = 19
+
+
+def count_modules_env(path):
+    """ansible-playbook's environment for bench/rerun's count_modules callback, writing to path."""
+    return {
+        "ANSIBLE_CALLBACK_PLUGINS": str(COUNT_MODULES.parent),
+        "ANSIBLE_CALLBACKS_ENABLED": "count_modules",
+        "CTI_BENCH_COUNTS": str(path),
+    }
 
 
 def wait_until(predicate, timeout, what, interval=2.0):
@@ -100,9 +125,9 @@ class Layer:
         return sorted((p for p in pods if p.status.phase == "Running"), key=lambda p: p.metadata.name)
 
 
-def converge(run_playbook, layer):
+def converge(run_playbook, layer, env=None):
     start = time.monotonic()
-    result = run_playbook(CONVERGE, layer.extravars, env=layer.env, timeout=CONVERGE_TIMEOUT)
+    result = run_playbook(CONVERGE, layer.extravars, env={**layer.env, **(env or {})}, timeout=CONVERGE_TIMEOUT)
     layer.runs.append((result, time.monotonic() - start))
     return result
 
@@ -255,11 +280,23 @@ def test_misp_config_settings_are_served_from_the_database(layer):
     assert stored.get("Security.password_policy_length") == "16", stored
 
 
-def test_second_run_and_a_run_after_a_pod_is_deleted_change_nothing(run_playbook, layer):
-    second = converge(run_playbook, layer)
+def test_second_run_and_a_run_after_a_pod_is_deleted_change_nothing(run_playbook, layer, tmp_path):
+    counts = tmp_path / "counts.jsonl"
+    second = converge(run_playbook, layer, env=count_modules_env(counts))
     assert second.rc == 0, second.stdout[-6000:]
     changed = [line for line in second.stdout.splitlines() if line.startswith("changed:")]
     assert second.changed == 0, changed
+    # Issue 20: each role applies its objects with one k8s_apply run, not one process per object,
+    # and the re-run of the MISP layer stays within its count of module processes.
+    report = json.loads(counts.read_text().splitlines()[-1])
+    for role in APPLYING_ROLES:
+        ran = report["per_role"][f"cti.misp_platform.{role}"]
+        assert ran.get("cti.misp_platform.k8s_apply") == 1, (role, ran)
+        # misp_common's one: removing the extra CA ConfigMap, none being configured.
+        assert ran.get("kubernetes.core.k8s", 0) == (role == "misp_common"), (role, ran)
+    layer_play = report["per_play"]["MISP on the cluster"]
+    invocations = sum(n for action, n in layer_play.items() if action not in CONTROLLER_ONLY)
+    assert invocations <= MISP_LAYER_MODULE_BUDGET, layer_play
     worker = layer.pods("workers")[0].metadata.name
     layer.core.delete_namespaced_pod(worker, layer.namespace)
     third = converge(run_playbook, layer)
