@@ -76,6 +76,9 @@ def role_vars(namespace, storage_class, misp_url):
         "misp_common_files_size": "1Gi",
         "misp_common_proxy": {"host": "proxy.corp.test", "port": 3128},
         "misp_modules_image": "registry.modules.test/misp-modules:3.1.1",
+        # The MISP pods' placement, which the role shares: here a kwok node, which pulls nothing.
+        "misp_common_node_selector": {"type": "kwok"},
+        "misp_common_tolerations": [{"key": "cti-test/modules", "operator": "Exists", "effect": "NoSchedule"}],
         "misp_config_url": misp_url,
         # The stand-in listens on loopback, not in a pod; no workers run here.
         "misp_config_port_forward": False,
@@ -200,6 +203,8 @@ def test_service_and_deployment(api, core, deployment, namespace):
     assert container.image == "registry.modules.test/misp-modules:3.1.1"
     assert [(p.name, p.container_port) for p in container.ports] == [("modules", 6666)]
     assert spec.automount_service_account_token is False
+    assert spec.node_selector == {"type": "kwok"}
+    assert [(t.key, t.effect) for t in spec.tolerations] == [("cti-test/modules", "NoSchedule")]
     # Outbound enrichment goes through the site's proxy, MISP's own names directly.
     env = {e.name: e.value for e in container.env}
     assert env["HTTPS_PROXY"] == "http://proxy.corp.test:3128"
@@ -268,8 +273,8 @@ def wait_until(predicate, timeout: float, what: str):
 def on_real_node(api, core, deployment, namespace, k8s_cluster):
     """The role's Deployment on the real node with the rig's misp-modules image, and two clients.
 
-    Only the image and the placement are changed (the role has no placement of its own); the
-    rest of the pod, the Service and the NetworkPolicies are the role's. Clients: a pod labelled
+    Only the image and the placement are changed (the converge placed it on kwok); the rest of
+    the pod, the Service and the NetworkPolicies are the role's. Clients: a pod labelled
     as a MISP frontend and one labelled as MISP's cron, both in this restricted namespace.
     """
     built = subprocess.run(
