@@ -17,7 +17,6 @@ _RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$", r
 RECAP_KEYS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
 
 
-
 class PlaybookResult(NamedTuple):
     """What one ansible-playbook run gave; unpacks as ``rc, stdout, stderr, recap``."""
 

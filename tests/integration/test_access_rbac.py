@@ -332,6 +332,9 @@ def misp(api, k8s_cluster, openbao, run_playbook):
         "misp_backup_pvc_storage_class": f"{name}-static",
         "misp_backup_pvc_size": "1Gi",
         "misp_frontend_replicas": 1,
+        # On kwok nodes (inventories/local places MISP on the real node): only the accounts matter.
+        "misp_common_node_selector": {},
+        "misp_common_tolerations": [],
         "misp_workers_processes": {"default": 1, "email": 1, "cache": 1, "prio": 1, "update": 1},
         # Bounded waits: kwok makes pods Ready and completes Jobs within seconds.
         "misp_database_wait_timeout": 180,

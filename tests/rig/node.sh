@@ -195,6 +195,9 @@ cgroupDriver: cgroupfs
 cgroupRoot: $CGROUP_ROOT
 failSwapOn: false
 containerRuntimeEndpoint: unix://$NODE_DIR/run/containerd.sock
+# Each cluster's node keeps its pods' logs apart: a kubelet deletes the log folders under
+# /var/log/pods of pods it does not know, those of another rig cluster's node included.
+podLogsDir: $NODE_DIR/pod-logs
 address: $RIG_NODE_IP
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
