@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.cti.misp_platform.plugins.plugin_utils._patterns import HOST, PORT
+
 DOCUMENTATION = r"""
 name: misp_email_problems
 short_description: What is wrong with MISP's e-mail settings
@@ -62,8 +64,6 @@ _value:
   elements: str
 """
 
-HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
-PORT = re.compile(r"^[0-9]+$")
 ADDRESS = re.compile(r"^[^@\s'\"]+@[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 

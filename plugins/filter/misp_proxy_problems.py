@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.cti.misp_platform.plugins.plugin_utils._patterns import HOST, PORT
+
 DOCUMENTATION = r"""
 name: misp_proxy_problems
 short_description: What is wrong with misp_common_proxy
@@ -43,9 +45,7 @@ _value:
   elements: str
 """
 
-HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 NO_PROXY_ENTRY = re.compile(r"^[A-Za-z0-9.:/*-]+$")
-PORT = re.compile(r"^[0-9]+$")
 
 
 def _port_problem(port) -> str | None:

@@ -1,0 +1,12 @@
+# Copyright: contributors to cti.misp_platform
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Patterns the controller-side checks share (internal to this collection)."""
+
+from __future__ import annotations
+
+import re
+
+# A host name or IPv4 address as the MISP containers' programs take it (no scheme, port or path).
+HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+# A port written as digits only; the range is checked by whoever reads it.
+PORT = re.compile(r"^[0-9]+$")
