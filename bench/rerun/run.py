@@ -172,7 +172,23 @@ def layer_objects() -> tuple[list[dict], str]:
     """
     resources = kubectl("api-resources", "--namespaced", "--verbs=list,create,patch", "-o", "name").split()
     items = json.loads(kubectl("get", ",".join(resources), "-n", NAMESPACE, "-l", LABEL, "-o", "json"))["items"]
-    objects = [o for o in items if o["kind"] not in DERIVED_KINDS and not o["metadata"].get("ownerReferences")]
+    # A StatefulSet's claims (<template>-<set>-<ordinal>) have no owner reference by default.
+    claim_prefixes = {
+        f"{t['metadata']['name']}-{o['metadata']['name']}"
+        for o in items
+        if o["kind"] == "StatefulSet"
+        for t in o["spec"].get("volumeClaimTemplates", [])
+    }
+
+    def derived(obj):
+        prefix, _sep, ordinal = obj["metadata"]["name"].rpartition("-")
+        return (
+            obj["kind"] in DERIVED_KINDS
+            or obj["metadata"].get("ownerReferences")
+            or (obj["kind"] == "PersistentVolumeClaim" and prefix in claim_prefixes and ordinal.isdigit())
+        )
+
+    objects = [o for o in items if not derived(o)]
     stored = json.loads(WINDOW_FILE.read_text()) if WINDOW_FILE.exists() else {}
     if stored.get("namespace_uid") != namespace_uid():
         return objects, f"every object labelled {LABEL} (no MISP play of this benchmark created the namespace's)"
