@@ -345,7 +345,7 @@ def median_sample(samples: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--json", type=Path, help="where to write the results (default: bench/rerun/results/)")
     parser.add_argument("--repeat-cheap", type=int, default=3, help="runs of the helm and kubectl no-ops (median)")
     parser.add_argument("--idle", type=float, default=30, help="seconds to measure the idle request rate")
@@ -375,7 +375,7 @@ def main() -> None:
         print(f"[bench] idle cluster: {rate:.2f} API requests/s", file=sys.stderr)
 
         def cheap(name, argv):
-            runs = [measure(name, argv, None, None, rate, logdir) for _ in range(args.repeat_cheap)]
+            runs = [measure(name, argv, None, None, rate, logdir) for _repeat in range(args.repeat_cheap)]
             return median_sample(runs)
 
         helm_argv = [rig_binary("helm"), "--kubeconfig", KUBECONFIG, "upgrade", "--install", RELEASE, chart, "-n", COPY]
