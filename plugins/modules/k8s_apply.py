@@ -129,21 +129,17 @@ objects:
     - {kind: ServiceAccount, api_version: v1, namespace: misp, name: misp-frontend, changed: false, method: apply}
 """
 
-import copy
-
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 
 from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_apply import (
     K8S_APPLY_ARGSPEC,
     run_module,
 )
+from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_args import k8s_argspec
 
 
 def argspec():
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(copy.deepcopy(K8S_APPLY_ARGSPEC))
-    return spec
+    return k8s_argspec(K8S_APPLY_ARGSPEC)
 
 
 def main():

@@ -252,11 +252,9 @@ diff:
   type: dict
 """
 
-import copy
-
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 
+from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_args import k8s_argspec
 from ansible_collections.cti.misp_platform.plugins.module_utils._longhorn import (
     VOLUME_ARG_SPEC,
     run_module,
@@ -264,9 +262,7 @@ from ansible_collections.cti.misp_platform.plugins.module_utils._longhorn import
 
 
 def argspec():
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(copy.deepcopy(VOLUME_ARG_SPEC))
-    return spec
+    return k8s_argspec(VOLUME_ARG_SPEC)
 
 
 def main():
