@@ -286,7 +286,9 @@ def on_real_node(api, core, deployment, namespace, k8s_cluster):
     )
     assert built.returncode == 0, built.stderr[-3000:]
     apps = client.AppsV1Api(api)
-    template = {**ON_REAL_NODE, "containers": [{"name": "misp-modules", "image": rig_image("misp-modules")}]}
+    # A strategic merge patch merges nodeSelector: the converge's kwok selector is removed by null.
+    placement = {**ON_REAL_NODE, "nodeSelector": {**ON_REAL_NODE["nodeSelector"], "type": None}}
+    template = {**placement, "containers": [{"name": "misp-modules", "image": rig_image("misp-modules")}]}
     apps.patch_namespaced_deployment("misp-modules", namespace, {"spec": {"template": {"spec": template}}})
     for name, component in (("client-frontend", "frontend"), ("client-cron", "cron")):
         labels = {"app.kubernetes.io/part-of": "misp", "app.kubernetes.io/component": component}
