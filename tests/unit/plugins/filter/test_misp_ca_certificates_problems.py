@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.cti.misp_platform.plugins.filter.misp_ca_certificates_problems import (
     FilterModule,
     misp_ca_certificates_problems,
 )
+from tests.rig.peers._tls import key_pem
 
 # misp_common_ca_pem_pattern of roles/misp_common/vars/main.yml.
 PATTERN = r"^\s*(-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*)+$"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2Fh\n-----END CERTIFICATE-----\n"
-KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
+# Made at test time: no key is committed.
+KEY = key_pem(ec.generate_private_key(ec.SECP256R1())).decode()
 
 
 def test_usable_entries():
@@ -24,9 +29,10 @@ def test_a_private_key_is_refused_without_printing_it():
     (problem,) = misp_ca_certificates_problems([PEM, KEY], PATTERN)
     assert problem == (
         "misp_common_ca_certificates[1] is not a PEM certificate (only -----BEGIN CERTIFICATE----- ... "
-        '-----END CERTIFICATE----- blocks), it starts with "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBA..."'
+        f"-----END CERTIFICATE----- blocks), it starts with {json.dumps(KEY[:37] + '...')}"
     )
-    assert "AASCBKcwggSjAgEAAoIBAQC7" not in problem
+    assert KEY.startswith("-----BEGIN PRIVATE KEY-----\n")
+    assert KEY[37:77] not in problem
 
 
 def test_a_short_bad_string_is_shown_whole():

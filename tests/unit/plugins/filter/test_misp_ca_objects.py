@@ -6,11 +6,16 @@ import base64
 import hashlib
 import json
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ansible_collections.cti.misp_platform.plugins.filter.misp_ca_objects import FilterModule, misp_ca_objects
+from tests.rig.peers._tls import key_pem
 
 PATTERN = r"^\s*(-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*)+$"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2Fh\n-----END CERTIFICATE-----\n"
 NS = "misp"
+# Made at test time: no key is committed.
+KEY = key_pem(ec.generate_private_key(ec.SECP256R1())).decode()
 
 
 def read(item, data=None):
@@ -70,7 +75,7 @@ def test_bad_objects_are_named():
         read({"secret": "empty"}, None),
         read({"configmap": "no-crt"}, {"ca.pem": PEM}),
         read({"configmap": "not-pem"}, {"ca.crt": "hello", "ok.crt": PEM}),
-        read({"secret": "key"}, {"tls.crt": b64("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")}),
+        read({"secret": "key"}, {"tls.crt": b64(KEY)}),
         read({"secret": "not-base64"}, {"ca.crt": "%%%"}),
         read({"secret": "der"}, {"ca.crt": base64.b64encode(b"\x30\x82\xff\xfe").decode()}),
     ]
