@@ -80,7 +80,7 @@ def load_definitions(params: dict) -> list[dict]:
             raise K8sApplyError(f"definitions holds {document!r}, which is not an object", [])
     if not documents:
         return []
-    definitions = create_definitions({**_K8S_FIXED_PARAMS, **params, "resource_definition": documents})
+    definitions = create_definitions({**params, "resource_definition": documents})
     for definition in definitions:
         missing = [key for key in ("kind", "apiVersion") if not definition.get(key)]
         if not (definition.get("metadata") or {}).get("name"):
