@@ -27,7 +27,7 @@ def _report_done(config: pytest.Config) -> None:
         reporter.write_line(f"[{time.strftime('%H:%M:%S')}] {name}: {_totals[name]:.0f}s")
 
 
-def pytest_runtest_logstart(nodeid: str, location) -> None:  # noqa: ARG001 - hook signature
+def pytest_runtest_logstart(nodeid: str, location) -> None:
     name = _file(nodeid)
     if _current and _current[0] != name:
         _report_done(_CONFIG[0])
@@ -47,7 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _CONFIG.append(config)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001 - hook signature
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     _report_done(config)
     terminalreporter.section("time per test file")
     for name, seconds in sorted(_totals.items(), key=lambda item: -item[1]):
