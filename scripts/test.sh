@@ -27,5 +27,6 @@ step "pytest: unit, integration, molecule"
 # for one, is cluster-wide); the session fixture starts it and stops it at the end.
 export CTI_RIG_STATE="${CTI_RIG_STATE:-${CTI_RIG_CACHE:-$HOME/.cache/cti-misp-rig}/state-test}"
 export CTI_RIG_CLUSTER="${CTI_RIG_CLUSTER:-cti-misp-test}"
-pytest -p no:cacheprovider "$@"
+# Two workers, one group of tests at a time each, in the order tests/conftest.py gives.
+pytest -p no:cacheprovider -n "${CTI_TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder "$@"
 step "all checks passed in $((SECONDS - start))s"

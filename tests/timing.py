@@ -1,54 +1,57 @@
-"""pytest plugin: prints how long each test file took as soon as it ends, and a table at the end.
+"""pytest plugin: prints how long each test file took as soon as its last test ends, and a table
+at the end.
 
 CI stops a run at its time limit; lines printed as files end say where the time went even then.
+Under xdist the controller prints them (workers run the files, reports come back to it).
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pytest
 
-_totals: dict[str, float] = defaultdict(float)
-_current: list[str] = []
+_left: Counter[str] = Counter()
+_seconds: defaultdict[str, float] = defaultdict(float)
+_config: list[pytest.Config] = []
 
 
 def _file(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def _report_done(config: pytest.Config) -> None:
-    if not _current:
-        return
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        name = _current[0]
-        reporter.write_line(f"[{time.strftime('%H:%M:%S')}] {name}: {_totals[name]:.0f}s")
-
-
-def pytest_runtest_logstart(nodeid: str, location) -> None:
-    name = _file(nodeid)
-    if _current and _current[0] != name:
-        _report_done(_CONFIG[0])
-        _current.clear()
-    if not _current:
-        _current.append(name)
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    _totals[_file(report.nodeid)] += report.duration
-
-
-_CONFIG: list[pytest.Config] = []
+def _count(nodeids) -> None:
+    if not _left:
+        _left.update(_file(nodeid) for nodeid in nodeids)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    _CONFIG.append(config)
+    _config.append(config)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    _report_done(config)
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items) -> None:
+    _count(item.nodeid for item in items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids) -> None:
+    _count(ids)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    name = _file(report.nodeid)
+    _seconds[name] += report.duration
+    if report.when != "teardown" or hasattr(_config[0], "workerinput"):
+        return
+    _left[name] -= 1
+    reporter = _config[0].pluginmanager.get_plugin("terminalreporter")
+    if _left[name] == 0 and reporter is not None:
+        reporter.write_line(f"[{time.strftime('%H:%M:%S')}] {name}: {_seconds[name]:.0f}s")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.section("time per test file")
-    for name, seconds in sorted(_totals.items(), key=lambda item: -item[1]):
+    for name, seconds in sorted(_seconds.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{seconds:8.0f}s  {name}")

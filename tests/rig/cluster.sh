@@ -35,6 +35,14 @@ kind: KwokctlConfiguration
 options:
   # Every component listens on loopback only.
   bindAddress: 127.0.0.1
+  # Ports of the cluster's own (from its index): the free ports kwokctl would pick were taken
+  # by another set-up's cluster created at the same time, or while a component was down.
+  etcdPeerPort: $((RIG_PORT_BASE))
+  etcdPort: $((RIG_PORT_BASE + 1))
+  kubeApiserverPort: $((RIG_PORT_BASE + 2))
+  kubeControllerManagerPort: $((RIG_PORT_BASE + 3))
+  kubeSchedulerPort: $((RIG_PORT_BASE + 4))
+  kwokControllerPort: $((RIG_PORT_BASE + 5))
   # Pods on the real node reach the API server through the kubernetes Service (net.sh).
   kubeApiserverCertSANs: [$RIG_API_SERVICE_IP, $RIG_NODE_IP]
 componentsPatches:

@@ -11,6 +11,9 @@
 # 20..219 from the name; CTI_RIG_NET_INDEX overrides it when two names collide.
 RIG_NET_INDEX="${CTI_RIG_NET_INDEX:-$(($(printf %s "$NAME" | cksum | cut -d' ' -f1) % 200 + 20))}"
 RIG_NETNS="cti-rig-$NAME"
+# Loopback ports of the control plane (cluster.sh): eight per cluster, below the kernel's
+# ephemeral range, so neither another cluster nor an outgoing connection holds them.
+RIG_PORT_BASE=$((22000 + RIG_NET_INDEX * 8))
 # veth ends: host side and node side (interface names are at most 15 characters).
 RIG_VETH_HOST="ctirig${RIG_NET_INDEX}h"
 RIG_VETH_NODE="ctirig${RIG_NET_INDEX}n"
