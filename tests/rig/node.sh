@@ -258,10 +258,10 @@ addons() {
         -e "s#@DNS_IP@#$RIG_DNS_IP#" -e "s#@REAL_NODE_KEY@#$RIG_REAL_NODE_KEY#" "$f"
     echo ---
   done | k apply --server-side --force-conflicts -f - >/dev/null
-  k -n kube-system rollout status daemonset/kube-network-policies --timeout=180s >/dev/null
-  k -n kube-system rollout status deployment/coredns --timeout=180s >/dev/null
-  k -n kube-system rollout status deployment/metrics-server --timeout=180s >/dev/null
-  k wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=120s >/dev/null
+  k -n kube-system rollout status daemonset/kube-network-policies --timeout=300s >/dev/null
+  k -n kube-system rollout status deployment/coredns --timeout=300s >/dev/null
+  k -n kube-system rollout status deployment/metrics-server --timeout=300s >/dev/null
+  k wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=300s >/dev/null
 }
 
 status() {
