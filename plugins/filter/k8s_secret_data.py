@@ -29,6 +29,12 @@ options:
     description: Decode the values.
     type: bool
     default: true
+  names:
+    description:
+      - For a listing of Secrets (M(kubernetes.core.k8s_info) without a name), a key to the name of
+        a Secret. The result is then that key to the data of the Secret of that name, C({}) for a
+        name the listing lacks; one read of a namespace stands for one read per Secret.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -45,6 +51,11 @@ EXAMPLES = r"""
     supervisor: "{{ supervisor_secret | cti.misp_platform.k8s_secret_data }}"
   no_log: true
 
+- name: Some Secrets of one listing of the namespace, by key
+  ansible.builtin.set_fact:
+    secrets: "{{ listing | cti.misp_platform.k8s_secret_data(names={'db': 'misp-database', 'redis': 'misp-redis'}) }}"
+  no_log: true
+
 - name: Every Secret of a looped read, by loop item
   ansible.builtin.set_fact:
     secrets: >-
@@ -54,15 +65,23 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: Key to value.
+  description: Key to value; with O(names), key of O(names) to the key-to-value of its Secret.
   type: dict
 """
 
 
-def k8s_secret_data(info, decode=True):
+def k8s_secret_data(info, decode=True, names=None):
     if not isinstance(info, dict) or not isinstance(info.get("resources", []), list):
         raise AnsibleFilterError("k8s_secret_data: expected a kubernetes.core.k8s_info result with 'resources'")
     resources = info.get("resources") or []
+    if names is not None:
+        if not isinstance(names, dict):
+            raise AnsibleFilterError(f"k8s_secret_data: names must map keys to Secret names, got {names!r}")
+        by_name = {(item.get("metadata") or {}).get("name"): item for item in resources}
+        return {
+            key: k8s_secret_data({"resources": [by_name[name]] if name in by_name else []}, decode)
+            for key, name in names.items()
+        }
     data = (resources[0].get("data") if resources else None) or {}
     if not decode:
         return dict(data)

@@ -58,7 +58,7 @@ APPLYING_ROLES = (
     "misp_modules",
     "misp_backup",
 )
-MISP_LAYER_MODULE_BUDGET = 19
+MISP_LAYER_MODULE_BUDGET = 16
 
 
 def count_modules_env(path):

@@ -26,6 +26,30 @@ def test_keeps_base64_when_asked():
     assert k8s_secret_data(INFO, decode=False) == INFO["resources"][0]["data"]
 
 
+LISTING = {
+    "resources": [
+        {"kind": "Secret", "metadata": {"name": "misp-redis"}, "data": {"password": b64("r")}},
+        {"kind": "Secret", "metadata": {"name": "other"}, "data": {"password": b64("not asked for")}},
+        {"kind": "Secret", "metadata": {"name": "misp-database"}, "data": {"password": b64("d")}},
+    ]
+}
+
+
+def test_names_pick_secrets_of_a_listing_by_name_and_a_missing_one_is_empty():
+    names = {"database": "misp-database", "redis": "misp-redis", "app": "misp-app"}
+    assert k8s_secret_data(LISTING, names=names) == {
+        "database": {"password": "d"},
+        "redis": {"password": "r"},
+        "app": {},
+    }
+    assert k8s_secret_data(LISTING, decode=False, names={"redis": "misp-redis"}) == {"redis": {"password": b64("r")}}
+
+
+def test_names_that_are_not_a_mapping_are_named():
+    with pytest.raises(AnsibleFilterError, match=r"names must map keys to Secret names, got \['misp-redis'\]"):
+        k8s_secret_data(LISTING, names=["misp-redis"])
+
+
 @pytest.mark.parametrize(
     "info",
     [
