@@ -3,8 +3,9 @@
 scripts/test.sh runs pytest with two xdist workers (--dist loadgroup): most of a rig test is
 waiting for pods and processes, so two share the two cores well. Every test file is one group,
 run by one worker (its module fixtures converge once); each molecule scenario is a group of its
-own. Each worker drives a simulated cluster of its own (CTI_RIG_CLUSTER, CTI_RIG_STATE), so
-neither sees the other's objects; the first keeps the plain names and reuses a cluster left up.
+own; the files that share Keycloak are one group. Each worker drives a simulated cluster of its
+own (CTI_RIG_CLUSTER, CTI_RIG_STATE), so neither sees the other's objects; the first keeps the
+plain names and reuses a cluster left up.
 """
 
 from __future__ import annotations
@@ -23,12 +24,21 @@ SLOW = (
     "tests/integration/test_molecule.py::test_molecule_scenario[rke2_ha]",
     "tests/integration/test_inventories.py",
     "tests/integration/test_access_rbac.py",
-    "tests/integration/test_keycloak_role.py",
-    "tests/integration/test_k8s_oidc_login.py",
+    "keycloak",
     "tests/integration/test_longhorn_volume.py",
 )
 # Files whose tests are groups of their own: independent, each long.
 SPLIT = ("tests/integration/test_molecule.py",)
+# Files that share a costly session peer run on one worker, so it starts once: Keycloak takes
+# minutes of both cores to start.
+SHARED = dict.fromkeys(
+    (
+        "tests/integration/test_k8s_oidc_login.py",
+        "tests/integration/test_keycloak_role.py",
+        "tests/integration/test_rig_peers.py",
+    ),
+    "keycloak",
+)
 
 
 def pytest_configure(config) -> None:
@@ -42,7 +52,7 @@ def pytest_configure(config) -> None:
 
 def _group(item) -> str:
     path = item.nodeid.split("::", 1)[0]
-    return item.nodeid if path in SPLIT else path
+    return item.nodeid if path in SPLIT else SHARED.get(path, path)
 
 
 def _rank(item) -> int:
