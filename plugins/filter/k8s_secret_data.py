@@ -70,19 +70,8 @@ _value:
 """
 
 
-def k8s_secret_data(info, decode=True, names=None):
-    if not isinstance(info, dict) or not isinstance(info.get("resources", []), list):
-        raise AnsibleFilterError("k8s_secret_data: expected a kubernetes.core.k8s_info result with 'resources'")
-    resources = info.get("resources") or []
-    if names is not None:
-        if not isinstance(names, dict):
-            raise AnsibleFilterError(f"k8s_secret_data: names must map keys to Secret names, got {names!r}")
-        by_name = {(item.get("metadata") or {}).get("name"): item for item in resources}
-        return {
-            key: k8s_secret_data({"resources": [by_name[name]] if name in by_name else []}, decode)
-            for key, name in names.items()
-        }
-    data = (resources[0].get("data") if resources else None) or {}
+def _secret_data(resource, decode):
+    data = (resource or {}).get("data") or {}
     if not decode:
         return dict(data)
     decoded = {}
@@ -92,6 +81,18 @@ def k8s_secret_data(info, decode=True, names=None):
         except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as exc:
             raise AnsibleFilterError(f"k8s_secret_data: key {key!r} is not base64-encoded UTF-8 text") from exc
     return decoded
+
+
+def k8s_secret_data(info, decode=True, names=None):
+    if not isinstance(info, dict) or not isinstance(info.get("resources", []), list):
+        raise AnsibleFilterError("k8s_secret_data: expected a kubernetes.core.k8s_info result with 'resources'")
+    resources = info.get("resources") or []
+    if names is None:
+        return _secret_data(resources[0] if resources else None, decode)
+    if not isinstance(names, dict):
+        raise AnsibleFilterError(f"k8s_secret_data: names must map keys to Secret names, got {names!r}")
+    by_name = {(item.get("metadata") or {}).get("name"): item for item in resources}
+    return {key: _secret_data(by_name.get(name), decode) for key, name in names.items()}
 
 
 class FilterModule:

@@ -11,16 +11,18 @@ name: vault_site_secrets_lacking
 short_description: The site-provided secrets missing in Vault, or the keys they lack
 version_added: 1.0.0
 description:
-  - For each result of a looped M(community.hashi_vault.vault_kv2_get) read (registered with
-    C(failed_when=false), the loop item a C({path, keys}) entry of vault_site_secrets), returns
+  - For each result of a looped M(community.hashi_vault.vault_kv2_get) read (the C(results) of
+    what it registered with C(failed_when=false), the loop item a C({path, keys}) entry of
+    vault_site_secrets), returns
     C(<mount>/<path> is missing in Vault) when the read found no secret (with the reason, unless
     it is Vault's plain "missing path"), or C(<mount>/<path> lacks key <keys>) for the keys the
     secret does not hold. Values never appear in the result, so it may be printed.
-  - Fails when the input is not such a registered result.
+  - Fails when the input is not such a list of results.
 options:
   _input:
-    description: The registered result of the looped read.
-    type: dict
+    description: The C(results) of the looped read.
+    type: list
+    elements: dict
     required: true
   mount:
     description: The KV v2 mount the secrets were read from, to name them.
@@ -34,7 +36,7 @@ EXAMPLES = r"""
     that: lacking | length == 0
     fail_msg: "{{ lacking | join('; ') }}"
   vars:
-    lacking: "{{ site_read | cti.misp_platform.vault_site_secrets_lacking('secret') }}"
+    lacking: "{{ site_read.results | cti.misp_platform.vault_site_secrets_lacking('secret') }}"
 """
 
 RETURN = r"""
@@ -48,10 +50,9 @@ _value:
 NOT_FOUND = "Invalid or missing path"
 
 
-def vault_site_secrets_lacking(read, mount):
-    results = read.get("results") if isinstance(read, dict) else None
-    if not isinstance(results, list):
-        raise AnsibleFilterError("vault_site_secrets_lacking: expected the registered result of a looped read")
+def vault_site_secrets_lacking(results, mount):
+    if not isinstance(results, list) or not all(isinstance(result, dict) for result in results):
+        raise AnsibleFilterError("vault_site_secrets_lacking: expected the results of a looped read")
     out = []
     for result in results:
         item = result.get("item") or {}

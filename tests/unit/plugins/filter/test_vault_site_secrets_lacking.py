@@ -18,18 +18,16 @@ def result(path, keys, secret=None, msg=None):
 
 
 def test_complete_secrets_give_nothing():
-    read = {"results": [result("platform/s3", ["id", "key"], {"id": "a", "key": "s3cret", "extra": "x"})]}
+    read = [result("platform/s3", ["id", "key"], {"id": "a", "key": "s3cret", "extra": "x"})]
     assert vault_site_secrets_lacking(read, "secret") == []
 
 
 def test_a_missing_secret_is_named_with_the_reason_unless_it_is_just_missing():
-    read = {
-        "results": [
-            result("platform/s3", ["id"], msg="Invalid or missing path ['platform/s3']"),
-            result("platform/ldap", ["password"], msg="Forbidden: Permission Denied"),
-            result("platform/none", ["password"]),
-        ]
-    }
+    read = [
+        result("platform/s3", ["id"], msg="Invalid or missing path ['platform/s3']"),
+        result("platform/ldap", ["password"], msg="Forbidden: Permission Denied"),
+        result("platform/none", ["password"]),
+    ]
     assert vault_site_secrets_lacking(read, "kv") == [
         "kv/platform/s3 is missing in Vault",
         "kv/platform/ldap is missing in Vault (Forbidden: Permission Denied)",
@@ -38,17 +36,17 @@ def test_a_missing_secret_is_named_with_the_reason_unless_it_is_just_missing():
 
 
 def test_lacking_keys_are_named_and_values_are_not():
-    read = {"results": [result("platform/s3", ["id", "key", "region"], {"id": "s3cret-id"})]}
+    read = [result("platform/s3", ["id", "key", "region"], {"id": "s3cret-id"})]
     out = vault_site_secrets_lacking(read, "secret")
     assert out == ["secret/platform/s3 lacks key key, region"]
     assert "s3cret" not in out[0]
 
 
 def test_no_site_secrets_give_nothing():
-    assert vault_site_secrets_lacking({"results": []}, "secret") == []
+    assert vault_site_secrets_lacking([], "secret") == []
 
 
-@pytest.mark.parametrize("read", [None, {}, {"results": "x"}, ["x"]])
+@pytest.mark.parametrize("read", [None, {}, {"results": []}, "x", ["x"]])
 def test_an_input_that_is_not_a_looped_read_is_refused(read):
-    with pytest.raises(AnsibleFilterError, match="expected the registered result of a looped read"):
+    with pytest.raises(AnsibleFilterError, match="expected the results of a looped read"):
         vault_site_secrets_lacking(read, "secret")
