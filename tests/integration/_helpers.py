@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import secrets
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,8 @@ RESTRICTED = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
+# The backup role's variables: the S3 client environment its pods get.
+BACKUP_ROLE_VARS = Path(__file__).parents[2] / "roles" / "misp_backup" / "vars" / "main.yml"
 # Result files of one session never collide, even between test files sharing a tmp_path.
 _runs = itertools.count()
 
@@ -117,3 +121,31 @@ def vault_namespace(core, prefix):
     except client.exceptions.ApiException as exc:
         if exc.status != 404:
             raise
+
+
+def rclone_env(s3: dict, **override: str) -> dict:
+    """The upload container's RCLONE_CONFIG_S3_*, read from the role's misp_backup_s3_env."""
+    values = {"{{ misp_backup_s3_endpoint }}": s3["S3_ENDPOINT"], "{{ misp_backup_s3_region }}": s3["S3_REGION"]}
+    secret_keys = {"access-key-id": s3["S3_ACCESS_KEY_ID"], "secret-access-key": s3["S3_SECRET_ACCESS_KEY"]}
+    env = {}
+    for item in yaml.safe_load(BACKUP_ROLE_VARS.read_text())["misp_backup_s3_env"]:
+        if "value" in item:
+            env[item["name"]] = values.get(item["value"], item["value"])
+        else:
+            env[item["name"]] = secret_keys[item["valueFrom"]["secretKeyRef"]["key"]]
+    assert not any("{{" in value for value in env.values()), env
+    return {**env, **override}
+
+
+def rclone(s3: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """rclone as an independent client of the peer, to seed and inspect the bucket."""
+    env = {"PATH": os.environ["PATH"], "RCLONE_CONFIG": "/dev/null", **rclone_env(s3)}
+    result = subprocess.run(["rclone", *args], env=env, capture_output=True, timeout=120, check=False)
+    if check:
+        assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+def bucket_listing(s3: dict) -> list[str]:
+    """Every object of every bucket, as bucket/key."""
+    return sorted(rclone(s3, "lsf", "-R", "--files-only", "s3:").stdout.decode().splitlines())

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pymysql
 import pytest
-import yaml
 from kubernetes.dynamic.exceptions import NotFoundError
 
-from tests.integration._helpers import static_storage_class, static_volume
+from tests.integration._helpers import bucket_listing, rclone, rclone_env, static_storage_class, static_volume
 
 TARGET = Path(__file__).parent / "targets" / "backup"
 DB_NAME = "misp_backup_test"
@@ -327,7 +326,6 @@ def test_backup_restore_round_trip(scripts, db, mariadb, tmp_path):
 
 # --- the S3 target against a real S3 API (S3Proxy) --------------------------------------------------
 
-ROLE_VARS = Path(__file__).parents[2] / "roles" / "misp_backup" / "vars" / "main.yml"
 PREFIX = "misp"
 
 
@@ -349,34 +347,6 @@ def s3_vars(s3: dict, bucket: str | None = None) -> dict:
         "misp_backup_s3_bucket": bucket or s3["S3_BUCKET"],
         "misp_backup_s3_prefix": PREFIX,
     }
-
-
-def rclone_env(s3: dict, **override: str) -> dict:
-    """The upload container's RCLONE_CONFIG_S3_*, read from the role's misp_backup_s3_env."""
-    values = {"{{ misp_backup_s3_endpoint }}": s3["S3_ENDPOINT"], "{{ misp_backup_s3_region }}": s3["S3_REGION"]}
-    secret_keys = {"access-key-id": s3["S3_ACCESS_KEY_ID"], "secret-access-key": s3["S3_SECRET_ACCESS_KEY"]}
-    env = {}
-    for item in yaml.safe_load(ROLE_VARS.read_text())["misp_backup_s3_env"]:
-        if "value" in item:
-            env[item["name"]] = values.get(item["value"], item["value"])
-        else:
-            env[item["name"]] = secret_keys[item["valueFrom"]["secretKeyRef"]["key"]]
-    assert not any("{{" in value for value in env.values()), env
-    return {**env, **override}
-
-
-def rclone(s3: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """rclone as an independent client of the peer, to seed and inspect the bucket."""
-    env = {"PATH": os.environ["PATH"], "RCLONE_CONFIG": "/dev/null", **rclone_env(s3)}
-    result = subprocess.run(["rclone", *args], env=env, capture_output=True, timeout=120, check=False)
-    if check:
-        assert result.returncode == 0, result.stderr.decode()
-    return result
-
-
-def bucket_listing(s3: dict) -> list[str]:
-    """Every object of every bucket, as bucket/key."""
-    return sorted(rclone(s3, "lsf", "-R", "--files-only", "s3:").stdout.decode().splitlines())
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,21 @@ the shared cluster.
 
 One converge (module scope), then a second run and a third after a pod is deleted, both
 changed=0; every other test reads the pods that converge made. The tests that change the layer
-come last: a CronJob's runs on a short schedule with three frontends, a backup
-and a restore, a blue/green upgrade and its rollback.
+come last: a CronJob's runs on a short schedule with three frontends, a backup to the volume
+and a restore, a blue/green upgrade and its rollback, and a backup to S3Proxy (the S3 target) with
+a restore from there.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import hvac
 import pytest
@@ -30,7 +33,8 @@ import yaml
 from kubernetes import client
 
 from bench.rerun.callback_plugins.count_modules import CONTROLLER_ONLY
-from tests.rig import RIG_CACHE, rig_binary, rig_image
+from tests.integration._helpers import rclone
+from tests.rig import RIG_CACHE, RIG_DIR, rig_binary, rig_image
 from tests.rig.peers._base import REPO
 
 pytestmark = [pytest.mark.rig, pytest.mark.slow]
@@ -679,3 +683,74 @@ def test_blue_green_upgrade_and_rollback_fail_no_request_of_a_polling_client(run
     failed = [line for line in codes if line[1] != "200"]
     times = f"upgrade {started:.0f}-{upgraded_at:.0f}, rollback until {rolled_back_at:.0f}"
     assert not failed, f"{len(failed)} of {len(codes)} requests failed ({times}): {failed}"
+
+
+@pytest.fixture
+def s3_from_the_node(s3, layer):
+    """S3Proxy's address as the real node's pods reach it: the peer listens on the host's loopback
+    only, so tests/rig/node.sh forwards the node's address and that port to it."""
+    port = str(urlsplit(s3["S3_ENDPOINT"]).port)
+    node = ["bash", str(RIG_DIR / "node.sh")]
+    env = {**os.environ, **layer.env}
+    forward = subprocess.run([*node, "forward", port], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert forward.returncode == 0, forward.stderr
+    yield f"http://{forward.stdout.strip()}"
+    subprocess.run([*node, "unforward", port], env=env, capture_output=True, timeout=60, check=True)
+
+
+def _manual_backup_jobs(layer):
+    batch = client.BatchV1Api(layer.core.api_client)
+    return {j.metadata.name for j in batch.list_namespaced_job(layer.namespace).items if "-manual-" in j.metadata.name}
+
+
+def test_the_backup_goes_to_s3_from_the_real_node_and_the_restore_fetches_it(run_playbook, layer, s3, s3_from_the_node):
+    ns = layer.namespace
+    store = urlsplit(s3_from_the_node)
+    platform = yaml.safe_load((REPO / "inventories" / "local" / "group_vars" / "all" / "platform.yml").read_text())
+    target = {
+        "misp_backup_target": "s3",
+        "misp_backup_s3_endpoint": s3_from_the_node,
+        "misp_backup_s3_region": s3["S3_REGION"],
+        "misp_backup_s3_bucket": s3["S3_BUCKET"],
+        "misp_backup_s3_prefix": ns,
+        "misp_backup_s3_credentials": {
+            "access_key_id": s3["S3_ACCESS_KEY_ID"],
+            "secret_access_key": s3["S3_SECRET_ACCESS_KEY"],
+        },
+        # The store is outside the cluster: only the backup pods (backup and restore Jobs) may reach it.
+        "namespace_baseline_egress_allowlist": [
+            *platform["namespace_baseline_egress_allowlist"],
+            {"name": "backup-store", "cidr": f"{store.hostname}/32", "ports": [store.port], "components": ["backup"]},
+        ],
+    }
+    variables = {**layer.extravars, **target}
+    switched = run_playbook(CONVERGE, variables, env=layer.env, timeout=CONVERGE_TIMEOUT)
+    assert switched.rc == 0, switched.stdout[-8000:]
+    marker = uuid.uuid4().hex
+    _sql(layer, f"INSERT INTO attributes (event_id, type, value1) VALUES (3, 'sha256', '{marker}')")  # noqa: S608
+    files = layer.volumes / "misp-files"
+    (files / "s3-restore-marker").write_text(marker)
+    before, on_volume = _checksums(layer), sorted((layer.volumes / "misp-backup").iterdir())
+    jobs = _manual_backup_jobs(layer)
+    backup = run_playbook(BACKUP, variables, env=layer.env)
+    assert backup.rc == 0, backup.stdout[-6000:]
+    (job,) = _manual_backup_jobs(layer) - jobs
+    (pod,) = layer.core.list_namespaced_pod(ns, label_selector=f"job-name={job}").items
+    assert pod.spec.node_name == REAL_NODE, pod.spec.node_name
+    # In the bucket under the prefix, read back through S3Proxy's API; nothing new on the volume.
+    remote = f"s3:{s3['S3_BUCKET']}/{ns}"
+    listing = rclone(s3, "lsf", "-R", "--files-only", remote).stdout.decode().split()
+    (name,) = {path.split("/")[0] for path in listing}
+    assert sorted(listing) == [f"{name}/{part}" for part in ("SHA256SUMS", "database.sql.gz", "files.tar.gz")]
+    dump = subprocess.run(
+        ["zcat"], input=rclone(s3, "cat", f"{remote}/{name}/database.sql.gz").stdout, capture_output=True, check=True
+    )
+    assert marker.encode() in dump.stdout
+    assert sorted((layer.volumes / "misp-backup").iterdir()) == on_volume
+    _sql(layer, "DROP TABLE attributes")
+    (files / "s3-restore-marker").unlink()
+    restore = run_playbook(RESTORE, {**variables, "misp_restore_backup_name": name}, env=layer.env)
+    assert restore.rc == 0, restore.stdout[-6000:]
+    assert _checksums(layer) == before
+    assert (files / "s3-restore-marker").read_text() == marker
+    wait_until(lambda: len([p for p in layer.pods("frontend") if _ready(p)]) >= 2, 300, "frontends back", interval=5)

@@ -8,6 +8,9 @@
 #                   until the node is Ready and its add-ons are available
 #   node.sh status  exit 0 when every component runs and the node is Ready
 #   node.sh down    stop everything and leave no process, mount or namespace behind
+#   node.sh forward PORT    make the host's loopback-only service on PORT (a test's peer such as
+#                   S3Proxy) reachable from the node's pods at $RIG_NODE_IP:PORT; prints that address
+#   node.sh unforward PORT  stop that forwarder
 # Needs the cluster (cluster.sh up) and the images (images.sh build).
 # shellcheck source=tests/rig/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -300,6 +303,24 @@ down() {
   log "real node $NODE_NAME stopped"
 }
 
+# A peer of a test listens on the host's loopback only; the node's pods reach it at the node's
+# address through a Unix socket, as the API server and the registry (forwarders above).
+forward() {
+  local port="$1"
+  [[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || die "forward: not a port: '$port'"
+  pid_of api-forward >/dev/null || die "forward: real node $NODE_NAME is not up (node.sh up)"
+  start "peer-$port-host" socat "UNIX-LISTEN:$NODE_DIR/run/peer-$port.sock,fork,unlink-early,mode=600" "TCP:127.0.0.1:$port"
+  start "peer-$port" "${IN_NS[@]}" socat "TCP-LISTEN:$port,bind=$RIG_NODE_IP,fork,reuseaddr" "UNIX-CONNECT:$NODE_DIR/run/peer-$port.sock"
+  wait_for "forwarder to 127.0.0.1:$port" 10 in_ns bash -c "exec 3<>/dev/tcp/$RIG_NODE_IP/$port"
+  echo "$RIG_NODE_IP:$port"
+}
+
+unforward() {
+  [[ ${1:-} =~ ^[0-9]+$ ]] || die "unforward: not a port: '${1:-}'"
+  stop_component "peer-$1"
+  stop_component "peer-$1-host"
+}
+
 stop_component() {
   local pid i
   pid="$(pid_of "$1")" || { rm -f "$NODE_DIR/run/$1.pid"; return 0; }
@@ -313,5 +334,7 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) die "usage: $0 up|down|status" ;;
+  forward) forward "${2:-}" ;;
+  unforward) unforward "${2:-}" ;;
+  *) die "usage: $0 up|down|status|forward PORT|unforward PORT" ;;
 esac
