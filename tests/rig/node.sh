@@ -307,7 +307,7 @@ down() {
 # address through a Unix socket, as the API server and the registry (forwarders above).
 forward() {
   local port="$1"
-  [[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || die "forward: not a port: '$port'"
+  if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then die "forward: not a port: '$port'"; fi
   pid_of api-forward >/dev/null || die "forward: real node $NODE_NAME is not up (node.sh up)"
   start "peer-$port-host" socat "UNIX-LISTEN:$NODE_DIR/run/peer-$port.sock,fork,unlink-early,mode=600" "TCP:127.0.0.1:$port"
   start "peer-$port" "${IN_NS[@]}" socat "TCP-LISTEN:$port,bind=$RIG_NODE_IP,fork,reuseaddr" "UNIX-CONNECT:$NODE_DIR/run/peer-$port.sock"
