@@ -9,16 +9,19 @@ API server's port-forward. The names the rig shares (namespace, KV mount, admiss
 namespace selector, the static volumes) are the test's own, so it runs beside the other tests on
 the shared cluster.
 
-One converge (module scope), then a second run and a third after a pod is deleted, both
-changed=0; every other test reads the pods that converge made. The tests that change the layer
-come last: a CronJob's runs on a short schedule with three frontends, a backup to the volume
-and a restore, a blue/green upgrade and its rollback, and a backup to S3Proxy (the S3 target) with
-a restore from there.
+One converge (module scope), then a second run and a third after a pod is deleted, both changed=0;
+every other test reads the pods that converge made. MISP's Ingress is then served for real (issue
+17): helm-controller installs the rke2-traefik stand-in chart with real Traefik on the real node
+(tests/integration/_ingress.py), the ingress role's HelmChartConfig restarts it, and client pods
+reach the layer's frontends over HTTPS. The tests that change the layer come last: a CronJob's runs
+on a short schedule with three frontends, a backup to the volume and a restore, a blue/green
+upgrade and its rollback, and a backup to S3Proxy (the S3 target) with a restore from there.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -34,6 +37,20 @@ from kubernetes import client
 
 from bench.rerun.callback_plugins.count_modules import CONTROLLER_ONLY
 from tests.integration._helpers import rclone
+from tests.integration._ingress import (
+    HANDSHAKE,
+    HOST,
+    certificates,
+    curl,
+    https_get,
+    ingress_sh,
+    kwok_cordoned,
+    ready_traefik,
+)
+from tests.integration._ingress import (
+    PLAYBOOK as INGRESS,
+)
+from tests.integration.test_rig_nodes import Node
 from tests.rig import RIG_CACHE, RIG_DIR, rig_binary, rig_image
 from tests.rig.peers._base import REPO
 
@@ -518,6 +535,123 @@ def _cron_runs(layer, cronjob):
     # The double's message names the host, which is the pod's name.
     runs = (line.split("\t") for line in rows)
     return pods, {message.removeprefix("Job done on ").removesuffix("."): int(count) for message, count in runs}
+
+
+@pytest.fixture(scope="module")
+def served(layer, run_playbook):
+    """MISP's Ingress really served: RKE2's chart mechanism (tests/rig/ingress.sh: helm-controller,
+    the rke2-traefik HelmChart with real Traefik) on the real node, then the ingress part of the
+    platform layer converged twice for the layer's namespace, with a certificate of the test's own
+    and an allowlist holding only the first of two client pods."""
+    core = layer.core
+    configs = client.CustomObjectsApi(core.api_client)
+    with contextlib.suppress(client.exceptions.ApiException):
+        configs.delete_namespaced_custom_object(
+            "helm.cattle.io", "v1", "kube-system", "helmchartconfigs", "rke2-traefik"
+        )
+    clients = Node(core.api_client, layer.kubeconfig, f"ic-{layer.namespace}")
+    core.create_namespace({"metadata": {"name": clients.namespace}})
+    ca, cert, key = certificates()
+    try:
+        with kwok_cordoned(core):
+            ingress_sh("up", layer.kubeconfig)
+            chart = wait_until(lambda: ready_traefik(core), 300, "Traefik Ready on the real node")
+            assert chart.spec.node_name == REAL_NODE
+            core.create_namespaced_config_map(clients.namespace, {"metadata": {"name": "ca"}, "data": {"ca.pem": ca}})
+            for name in ("client-a", "client-b"):
+                clients.pod(
+                    name,
+                    ["sleep", "infinity"],
+                    volumes=[{"name": "ca", "configMap": {"name": "ca"}}],
+                    container={"volumeMounts": [{"name": "ca", "mountPath": "/ca"}]},
+                )
+            addresses = {name: clients.running(name).status.pod_ip for name in ("client-a", "client-b")}
+            variables = {
+                **layer.extravars,
+                "ingress_controller": "traefik",
+                "ingress_cert_manager_issuer": "",
+                "ingress_tls_certificate": cert,
+                "ingress_tls_key": key,
+                "misp_ingress_allowed_cidrs": [f"{addresses['client-a']}/32"],
+            }
+            first = run_playbook(INGRESS, variables, env=layer.env, timeout=600)
+            assert first.rc == 0, first.stdout[-4000:]
+            redirect = "--entryPoints.web.http.redirections.entryPoint.to=:443"
+            configured = wait_until(
+                lambda: ready_traefik(core, redirect), 300, "Traefik restarted with the role's values"
+            )
+            second = run_playbook(INGRESS, variables, env=layer.env, timeout=600)
+            # Time for helm-controller to start a Job, were the second run to give it cause.
+            time.sleep(15)
+            service = core.read_namespaced_service("rke2-traefik", "kube-system").spec.cluster_ip
+            site = {"clients": clients, "addresses": addresses, "service": service, "chart": chart}
+            site.update(configured=configured, first=first, second=second, core=core)
+        yield site
+    finally:
+        core.delete_namespace(clients.namespace)
+        with kwok_cordoned(core):
+            ingress_sh("down", layer.kubeconfig)
+
+
+def test_the_helmchartconfig_is_applied_by_helm_controller_and_traefik_restarts_with_it(served):
+    pod = served["configured"]
+    assert pod.metadata.uid != served["chart"].metadata.uid, "Traefik did not restart"
+    args = pod.spec.containers[0].args
+    assert "--global.checkNewVersion=false" in args
+    assert "--entryPoints.web.http.redirections.entryPoint.scheme=https" in args
+    assert "--entryPoints.web.http.redirections.entryPoint.permanent=true" in args
+    # The HelmChartConfig's values reached Helm through helm-controller's Job on the real node.
+    jobs = client.BatchV1Api(served["core"].api_client).list_namespaced_job("kube-system").items
+    job = next(j for j in jobs if j.metadata.name == "helm-install-rke2-traefik")
+    assert job.status.succeeded == 1
+    env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
+    assert env.get("CONFIG_HASH"), "the Job does not carry the HelmChartConfig's hash"
+
+
+def test_https_with_the_configured_certificate_reaches_misps_heartbeat_with_hsts_and_security_headers(served, layer):
+    status, headers, body = https_get(served, "client-a")
+    # MISP's own heartbeat, answered by one of the layer's frontend pods through the Ingress.
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["message"] == "OK" and answer["host"] in {p.metadata.name for p in layer.pods("frontend")}, answer
+    assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "SAMEORIGIN"
+    assert headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert "server" not in headers and "x-powered-by" not in headers
+
+
+def test_plain_http_redirects_to_https(served):
+    out = curl(
+        served, "client-a", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", f"http://{HOST}/users/heartbeat"
+    )
+    code, _sep, target = out.stdout.partition(" ")
+    assert code in ("301", "308"), out.stdout + out.stderr
+    assert target == f"https://{HOST}/users/heartbeat"
+
+
+def test_tls_1_1_is_refused_and_tls_1_2_accepted(served):
+    def handshake(version: str) -> str:
+        return served["clients"].exec("client-a", "python3", "-c", HANDSHAKE, served["service"], version).stdout.strip()
+
+    assert handshake("TLSv1_2").startswith("accepted TLSv1.2")
+    assert handshake("TLSv1_1").startswith("refused"), handshake("TLSv1_1")
+
+
+def test_an_allowed_address_passes_and_another_gets_403(served):
+    assert https_get(served, "client-a")[0] == 200
+    assert served["addresses"]["client-a"] != served["addresses"]["client-b"]
+    out = curl(served, "client-b", "-o", "/dev/null", "-w", "%{http_code}", f"https://{HOST}/users/heartbeat")
+    assert out.stdout == "403", out.stdout + out.stderr
+
+
+def test_a_second_ingress_run_changes_nothing_and_does_not_restart_traefik(served):
+    second = served["second"]
+    assert second.rc == 0, second.stdout[-4000:]
+    assert second.recap["changed"] == 0, second.stdout[-4000:]
+    assert ready_traefik(served["core"]).metadata.uid == served["configured"].metadata.uid
+    jobs = client.BatchV1Api(served["core"].api_client).list_namespaced_job("kube-system").items
+    assert json.dumps([j.metadata.name for j in jobs if j.status.active]) == "[]"
 
 
 def test_a_cronjob_runs_its_cake_task_once_per_schedule_with_three_frontends(layer):
