@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 import tests.integration.test_misp_settings as settings_cases
+from tests.doubles.misp_api.cases import ERROR_ANSWERS
 from tests.doubles.misp_api.catalogue import definitions
 from tests.playbook import ansible_playbook
 from tests.rig import RIG_CACHE, rig_image
@@ -382,21 +383,10 @@ def test_settings_api_answers_as_misp_does(stack):
     # MISP's REST casting pitfall: the string "false" saves as true.
     stack.api(front, "POST", "/servers/serverSettingsEdit/MISP.disable_emailing", {"value": "false"})
     assert stack.api(other, "GET", "/servers/getSetting/MISP.disable_emailing")[1]["value"] is True
-    cases = [
-        ("GET", "/servers/getSetting/MISP.nothing", None, 404, "message", "Setting MISP.nothing is invalid."),
-        ("GET", "/servers/getSetting/Security.salt", None, 403, "message", "This setting is redacted."),
-        ("POST", "/servers/serverSettingsEdit/Security.encryption_key", {"value": "x" * 40}, 405, "message",
-         "This setting can only be edited via the CLI."),
-        ("POST", "/servers/serverSettingsEdit/MISP.language", {"nothing": 1}, 403, "errors",
-         'Invalid input. Expected: {"value": "new_setting"}'),
-        ("POST", "/servers/serverSettingsEdit/MISP.language", {"value": "klingon"}, 403, "errors", "Invalid language."),
-        ("POST", "/servers/serverSettingsEdit/Security.salt", {"value": "*****"}, 403, "errors", "No change."),
-        ("GET", "/servers/serverSettingsEdit/MISP.language", None, 405, "message", "Method Not Allowed"),
-        ("GET", "/servers/nothing", None, 404, "message", "Not Found"),
-    ]  # fmt: skip
-    for method, path, body, status, key, message in cases:
+    # The answers the Python double gives too (tests/doubles/misp_api/cases.py).
+    for method, path, body, status, key, message in ERROR_ANSWERS:
         got_status, got = stack.api(front, method, path, body)
-        assert (got_status, got[key]) == (status, message), (path, got)
+        assert (got_status, got[key]) == (status, message), (method, path, got)
     assert stack.get(front, "/servers/getSetting/MISP.language") == (
         403, {"name": AUTH_FAILED, "message": AUTH_FAILED, "url": "/servers/getSetting/MISP.language"},
     )  # fmt: skip
