@@ -239,18 +239,38 @@ up() {
     "$CONTAINERD_DIR/containerd" --config "$NODE_DIR/containerd/config.toml"
   wait_for containerd 60 test -S "$NODE_DIR/run/containerd.sock"
   kubelet_config
+  start_kubelet
+  start kube-proxy "${IN_NS[@]}" "$RIG_BIN/kube-proxy-$K8S_VERSION" \
+    --kubeconfig "$NODE_DIR/admin.kubeconfig" --hostname-override "$NODE_NAME" \
+    --proxy-mode iptables --cluster-cidr "$RIG_POD_CIDR" --conntrack-max-per-core 0 \
+    --metrics-bind-address 127.0.0.1:10249 --healthz-bind-address 127.0.0.1:10256
+  exec 3>&2
+  wait_for "node $NODE_NAME" 180 node_ready
+  exec 3>&-
+  addons
+  log "real node $NODE_NAME ready (namespace $RIG_NETNS, pods $RIG_POD_CIDR, Services $RIG_SERVICE_CIDR)"
+}
+
+start_kubelet() {
   start kubelet "${IN_NS[@]}" "$RIG_BIN/kubelet-$K8S_VERSION" \
     --config "$NODE_DIR/kubelet.yaml" --kubeconfig "$NODE_DIR/kubelet.kubeconfig" \
     --root-dir "$NODE_DIR/kubelet" --cert-dir "$NODE_DIR/kubelet/pki" \
     --hostname-override "$NODE_NAME" --node-ip "$RIG_NODE_IP" \
     --node-labels "$RIG_REAL_NODE_KEY=true,topology.kubernetes.io/zone=zone-a"
-  start kube-proxy "${IN_NS[@]}" "$RIG_BIN/kube-proxy-$K8S_VERSION" \
-    --kubeconfig "$NODE_DIR/admin.kubeconfig" --hostname-override "$NODE_NAME" \
-    --proxy-mode iptables --cluster-cidr "$RIG_POD_CIDR" --conntrack-max-per-core 0 \
-    --metrics-bind-address 127.0.0.1:10249 --healthz-bind-address 127.0.0.1:10256
-  wait_for "node $NODE_NAME" 180 k wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
-  addons
-  log "real node $NODE_NAME ready (namespace $RIG_NETNS, pods $RIG_POD_CIDR, Services $RIG_SERVICE_CIDR)"
+}
+
+# kubelet v1.35.4 can die as it starts ("fatal error: concurrent map iteration and map write" in
+# the container manager's GetCapacity, racing its DRA plugin manager): one that exits while the
+# node comes up is started again, as a service manager would. Messages go to fd 3 (stderr of
+# up), since wait_for silences the check.
+KUBELET_STARTS=1
+node_ready() {
+  if ! pid_of kubelet >/dev/null; then
+    ((KUBELET_STARTS++ < 3)) || { log "kubelet keeps exiting; see $NODE_DIR/log/kubelet.log" 2>&3; exit 1; }
+    log "kubelet exited (log: $NODE_DIR/log/kubelet.log); starting it again" 2>&3
+    start_kubelet 2>&3
+  fi
+  k wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
 }
 
 addons() {
