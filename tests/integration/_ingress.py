@@ -12,19 +12,15 @@ complete without running Helm.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import subprocess
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from kubernetes import client
 
 from tests.integration.test_rig_nodes import wait_until
 from tests.rig import RIG_DIR
+from tests.rig.peers._tls import TestCA
 
 PLAYBOOK = Path(__file__).parent / "targets" / "ingress_controller" / "converge.yml"
 HOST = "misp.local.test"  # inventories/local: misp_hostname
@@ -49,37 +45,9 @@ except (ssl.SSLError, OSError) as err:
 
 def certificates() -> tuple[str, str, str]:
     """(CA PEM, server certificate PEM for HOST signed by it, server key PEM)."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cti ingress test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    return (
-        ca.public_bytes(pem).decode(),
-        cert.public_bytes(pem).decode(),
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
-    )
+    ca = TestCA("cti ingress test CA")
+    cert, key = ca.issue(HOST, dns=(HOST,))
+    return ca.cert_pem.decode(), cert.decode(), key.decode()
 
 
 def ingress_sh(action: str, kubeconfig: str) -> None:

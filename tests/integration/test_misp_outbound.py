@@ -9,19 +9,17 @@ MISP's Proxy.* settings through the MISP API stand-in. Everything is deleted aft
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import secrets
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.doubles.misp_api import MispApiDouble
+from tests.rig.peers._tls import TestCA
 
 pytestmark = [pytest.mark.rig, pytest.mark.slow]
 
@@ -45,34 +43,14 @@ OFFLINE_TASKS = {
 }
 
 
-def test_ca(name: str) -> str:
-    """A self-signed CA certificate, PEM."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-test_ca.__test__ = False  # a helper, not a test
-INLINE_CA = test_ca("cti inline test CA")
+INLINE_CA = TestCA("cti inline test CA").cert_pem.decode()
 # A private key where a certificate belongs, made here so that no key is ever committed.
 KEY_PEM = (
     ec.generate_private_key(ec.SECP256R1())
     .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     .decode()
 )
-SITE_CA = test_ca("cti site test CA")
+SITE_CA = TestCA("cti site test CA").cert_pem.decode()
 
 
 WORD = secrets.token_hex(16)
