@@ -93,6 +93,10 @@ def load_definitions(params: dict) -> list[dict]:
 def summary(definition: dict, result: dict) -> dict:
     """What the module returns about one object: no object bodies, which may be large."""
     metadata = definition.get("metadata") or {}
+    # The live object's true conditions (a Job's Complete, say), so that a caller needs no read of
+    # its own to know whether an unchanged object had finished.
+    status = (result.get("result") or {}).get("status") or {}
+    conditions = status.get("conditions") if isinstance(status, dict) else None
     return {
         "kind": definition.get("kind"),
         "api_version": definition.get("apiVersion"),
@@ -100,6 +104,7 @@ def summary(definition: dict, result: dict) -> dict:
         "name": metadata.get("name"),
         "changed": result["changed"],
         "method": result.get("method"),
+        "conditions": [c.get("type") for c in conditions or [] if isinstance(c, dict) and c.get("status") == "True"],
     }
 
 

@@ -125,8 +125,14 @@ objects:
       description: What was done, as kubernetes.core.k8s reports it (V(apply) or V(delete)).
       type: str
       sample: apply
+    conditions:
+      description: Types of the object's status conditions that are V(True) after applying (empty when it has none).
+      type: list
+      elements: str
+      sample: [Complete, SuccessCriteriaMet]
   sample:
-    - {kind: ServiceAccount, api_version: v1, namespace: misp, name: misp-frontend, changed: false, method: apply}
+    - {kind: ServiceAccount, api_version: v1, namespace: misp, name: misp-frontend, changed: false, method: apply,
+       conditions: []}
 """
 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule

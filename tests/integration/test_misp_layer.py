@@ -15,7 +15,9 @@ every other test reads the pods that converge made. MISP's Ingress is then serve
 (tests/integration/_ingress.py), the ingress role's HelmChartConfig restarts it, and client pods
 reach the layer's frontends over HTTPS. The tests that change the layer come last: a CronJob's runs
 on a short schedule with three frontends, a backup to the volume and a restore, a blue/green
-upgrade and its rollback, and a backup to S3Proxy (the S3 target) with a restore from there.
+upgrade and its rollback, the rotation of the database and Redis passwords (uninterrupted, and
+stopped after a step then healed by one run), and a backup to S3Proxy (the S3 target) with a
+restore from there.
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ APPLYING_ROLES = (
     "misp_modules",
     "misp_backup",
 )
-MISP_LAYER_MODULE_BUDGET = 16
+# 18: the account Jobs of misp_database and misp_redis (issue 22), each one k8s_apply of its
+# Secret beside the role's other objects.
+MISP_LAYER_MODULE_BUDGET = 18
 
 
 def count_modules_env(path):
@@ -238,6 +242,10 @@ def test_every_misp_pod_runs_on_the_real_node_and_is_ready_through_its_probes(la
     jobs = client.BatchV1Api(layer.core.api_client).list_namespaced_job(layer.namespace).items
     update = [j for j in jobs if j.metadata.name.startswith("misp-update-")]
     assert update and update[0].status.succeeded == 1, [j.metadata.name for j in jobs]
+    # So did the Jobs that set the servers' passwords on the running servers.
+    for prefix in ("misp-db-account-", "misp-redis-account-"):
+        (account,) = [j for j in jobs if j.metadata.name.startswith(prefix)]
+        assert account.status.succeeded == 1, account.status
     images = {c.image for p in running for c in p.spec.containers}
     assert rig_image("mariadb").split("@")[1] in " ".join(images)
 
@@ -312,7 +320,8 @@ def test_second_run_and_a_run_after_a_pod_is_deleted_change_nothing(run_playbook
     report = json.loads(counts.read_text().splitlines()[-1])
     for role in APPLYING_ROLES:
         ran = report["per_role"][f"cti.misp_platform.{role}"]
-        assert ran.get("cti.misp_platform.k8s_apply") == 1, (role, ran)
+        # The second of misp_database and misp_redis: the Secret of the servers' passwords, under no_log.
+        assert ran.get("cti.misp_platform.k8s_apply") == 1 + (role in ("misp_database", "misp_redis")), (role, ran)
         # misp_common's one: removing the extra CA ConfigMap, none being configured.
         assert ran.get("kubernetes.core.k8s", 0) == (role == "misp_common"), (role, ran)
     layer_play = report["per_play"]["MISP on the cluster"]
@@ -750,12 +759,11 @@ def _misp_image(name):
     return {key: built[key] for key in ("repository", "tag", "digest")}
 
 
-def test_blue_green_upgrade_and_rollback_fail_no_request_of_a_polling_client(run_playbook, layer):
+@contextlib.contextmanager
+def _polling(layer):
+    """A client polling MISP's heartbeat through the frontends' Service until the block ends; yields
+    a function that returns its answers so far, [unix time, HTTP status, curl's exit code] each."""
     ns = layer.namespace
-    first, second = rig_image("misp"), rig_image("misp-v2")
-    assert first.split("@")[1] != second.split("@")[1]
-    color, pods = _serving(layer)
-    assert _images(pods) == {first}, pods
     # The client: a pod where the frontends' NetworkPolicy lets traffic in (the ingress
     # controller's labels in kube-system), on the real node, polling through the Service.
     poller = f"poller-{ns}"
@@ -785,14 +793,25 @@ def test_blue_green_upgrade_and_rollback_fail_no_request_of_a_polling_client(run
         },
     )
 
-    wait_until(lambda: _ready(layer.core.read_namespaced_pod(poller, "kube-system")), 120, "the poller Ready")
-
-    def answers():
-        log = layer.core.read_namespaced_pod_log(poller, "kube-system", container="main")
-        return [line.split() for line in log.splitlines()]
-
     try:
+        wait_until(lambda: _ready(layer.core.read_namespaced_pod(poller, "kube-system")), 120, "the poller Ready")
+
+        def answers():
+            log = layer.core.read_namespaced_pod_log(poller, "kube-system", container="main")
+            return [line.split() for line in log.splitlines()]
+
         wait_until(lambda: any(status == "200" for _t, status, _rc in answers()), 120, "the poller's first answer")
+        yield answers
+    finally:
+        layer.core.delete_namespaced_pod(poller, "kube-system")
+
+
+def test_blue_green_upgrade_and_rollback_fail_no_request_of_a_polling_client(run_playbook, layer):
+    first, second = rig_image("misp"), rig_image("misp-v2")
+    assert first.split("@")[1] != second.split("@")[1]
+    color, pods = _serving(layer)
+    assert _images(pods) == {first}, pods
+    with _polling(layer) as answers:
         started = time.time()
         upgrade = run_playbook(UPGRADE, {**layer.extravars, "misp_image": _misp_image("misp-v2")}, env=layer.env)
         assert upgrade.rc == 0, upgrade.stdout[-6000:]
@@ -810,13 +829,106 @@ def test_blue_green_upgrade_and_rollback_fail_no_request_of_a_polling_client(run
         assert workers == {first}, workers
         codes = answers()
         rolled_back_at = time.time()
-    finally:
-        layer.core.delete_namespaced_pod(poller, "kube-system")
     # Requests all along both switches, every one answered 200.
     assert len(codes) > during_upgrade > 10, (during_upgrade, len(codes))
     failed = [line for line in codes if line[1] != "200"]
     times = f"upgrade {started:.0f}-{upgraded_at:.0f}, rollback until {rolled_back_at:.0f}"
     assert not failed, f"{len(failed)} of {len(codes)} requests failed ({times}): {failed}"
+
+
+ROTATE = "playbooks/rotate_secrets.yml"
+# rotate_secrets.yml's steps for database.password, in order (each run with --tags stops after one).
+ROTATION_STEPS = ("rotate_vault", "rotate_server", "rotate_secret", "rotate_clients", "rotate_finish")
+
+
+def _password(layer, secret):
+    data = layer.core.read_namespaced_secret(secret, layer.namespace).data
+    return base64.b64decode(data["password"]).decode()
+
+
+def _mariadb_takes(layer, password):
+    """Whether MISP's account logs in to misp-db with password (through an option file, from
+    inside the database pod)."""
+    db = layer.pods("database")[0].metadata.name
+    script = (
+        "umask 077; printf '[client]\\nuser=misp\\npassword=%s\\n' \"$0\" > /tmp/try.cnf; "
+        "mariadb --defaults-extra-file=/tmp/try.cnf -h 127.0.0.1 -N -e 'SELECT 1'; rc=$?; rm -f /tmp/try.cnf; exit $rc"
+    )
+    result = layer.exec(db, "mariadb", "sh", "-c", script, password)
+    assert result.returncode == 0 or "Access denied" in result.stderr, result.stderr
+    return result.returncode == 0
+
+
+def _redis_takes(layer, password):
+    redis = layer.pods("redis")[0].metadata.name
+    result = layer.exec(redis, "redis", "sh", "-c", 'REDISCLI_AUTH="$0" redis-cli --no-auth-warning ping', password)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip() == "PONG"
+
+
+# The rotated names, each with its Secret and what asks the server whether it takes a password.
+SERVERS = {
+    "database.password": ("misp-database", _mariadb_takes),
+    "redis.password": ("misp-redis", _redis_takes),
+}
+
+
+def _passwords(layer):
+    return {name: _password(layer, secret) for name, (secret, _takes) in SERVERS.items()}
+
+
+def _servers_take(layer, passwords):
+    """{rotated name: whether its server takes that password}."""
+    return {name: SERVERS[name][1](layer, password) for name, password in passwords.items()}
+
+
+def _heartbeat_ok(layer):
+    frontend = next(p for p in layer.pods("frontend") if _ready(p)).metadata.name
+    probe = "$r = @file_get_contents('http://127.0.0.1:8080/users/heartbeat'); echo $r === false ? '{}' : $r;"
+    result = layer.exec(frontend, "php-fpm", "php", "-r", probe)
+    return result.returncode == 0 and json.loads(result.stdout or "{}").get("message") == "OK"
+
+
+def test_server_password_rotation_fails_no_request_and_site_heals_it_after_any_step(run_playbook, layer):
+    """database.password and redis.password rotated together (each step does both servers)."""
+    rotate = {**layer.extravars, "rotate": list(SERVERS)}
+    accepted, refused = dict.fromkeys(SERVERS, True), dict.fromkeys(SERVERS, False)
+    first = _passwords(layer)
+    assert _servers_take(layer, first) == accepted
+    with _polling(layer) as answers:
+        rotated = run_playbook(ROTATE, rotate, env=layer.env, timeout=CONVERGE_TIMEOUT)
+        assert rotated.rc == 0, rotated.stdout[-8000:]
+        codes = answers()
+    # Server first: no request through the Service failed while the clients switched.
+    failed = [line for line in codes if line[1] != "200"]
+    assert len(codes) > 10 and not failed, f"{len(failed)} of {len(codes)} requests failed: {failed}"
+    second = _passwords(layer)
+    assert all(second[name] != first[name] for name in SERVERS), "a password did not change"
+    assert _servers_take(layer, second) == accepted
+    assert _servers_take(layer, first) == refused
+    again = run_playbook(CONVERGE, layer.extravars, env=layer.env, timeout=CONVERGE_TIMEOUT)
+    assert again.rc == 0 and again.changed == 0, again.stdout[-8000:]
+
+    # Stopped after Vault, after the Secrets, after the first restart (the workers rolled by hand
+    # onto the new Secrets), then one run of the layer each time: MISP answers on the new
+    # passwords, the old ones are refused.
+    for steps, first_restart in ((ROTATION_STEPS[:1], False), (ROTATION_STEPS[:3], False), (ROTATION_STEPS[:3], True)):
+        old = _passwords(layer)
+        part = run_playbook(
+            ROTATE, rotate, env={**layer.env, "ANSIBLE_RUN_TAGS": ",".join(steps)}, timeout=CONVERGE_TIMEOUT
+        )
+        assert part.rc == 0, part.stdout[-8000:]
+        if first_restart:
+            assert layer.kubectl("rollout", "restart", "deployment/misp-workers").returncode == 0
+        healed = run_playbook(CONVERGE, layer.extravars, env=layer.env, timeout=CONVERGE_TIMEOUT)
+        assert healed.rc == 0, (steps, healed.stdout[-8000:])
+        new = _passwords(layer)
+        assert all(new[name] != old[name] for name in SERVERS), steps
+        assert _servers_take(layer, new) == accepted, steps
+        assert _servers_take(layer, old) == refused, steps
+        wait_until(lambda: _heartbeat_ok(layer), 120, f"MISP's heartbeat after {steps} and a site run")
+    healed_again = run_playbook(CONVERGE, layer.extravars, env=layer.env, timeout=CONVERGE_TIMEOUT)
+    assert healed_again.rc == 0 and healed_again.changed == 0, healed_again.stdout[-8000:]
 
 
 @pytest.fixture

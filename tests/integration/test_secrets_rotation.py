@@ -4,10 +4,9 @@ and what a changed Secret does to each (issue 22).
 The StatefulSet misp-db and Deployment misp-redis are rendered by the roles' templates
 (targets/policy_scan/render.yml, with the rig's MariaDB and Redis images) and applied in a
 namespace of this module, placed on rig-node-1 (the volume claim template becomes an emptyDir:
-the rig has no provisioner). A new fingerprint of a Secret (`checksum/secret`, what the MISP layer
-computes from the Secret on every run) is what a rerun after an interrupted rotation applies.
-Not covered yet: MariaDB's server-first rotation (rotate_secrets.yml refuses `database`), and
-MISP's heartbeat through the Service during a rotation (needs the MISP stand-in image).
+the rig has no provisioner). The server-first rotations of database.password and redis.password
+(the roles' account Jobs), with MISP's heartbeat through the Service during them and rotations
+stopped after each step, are test_misp_layer.py's test_server_password_rotation_*.
 """
 
 from __future__ import annotations
@@ -55,8 +54,8 @@ class Servers:
                 raise
             self.core.replace_namespaced_secret(name, self.namespace, body)
 
-    def apply(self, fingerprints: dict) -> None:
-        """Render both roles' workloads with these Secret fingerprints and apply them."""
+    def apply(self) -> None:
+        """Render both roles' workloads and apply them."""
         out = self.tmp / uuid.uuid4().hex
         extravars = {
             "out_dir": str(out),
@@ -64,7 +63,6 @@ class Servers:
             "render_roles": ["misp_database", "misp_redis"],
             "misp_database_image": rig_image("mariadb"),
             "misp_redis_image": rig_image("redis"),
-            "misp_common_secret_fingerprints": fingerprints,
             "misp_common_namespace": self.namespace,
         }
         result = ansible_playbook(RENDER, extravars, timeout=600)
@@ -132,11 +130,11 @@ def redis_auth(servers, pod, password) -> str:
     return result.stdout.strip()
 
 
-def test_servers_read_their_secrets_from_files_and_a_changed_secret_restarts_redis(servers):
+def test_servers_read_their_secrets_from_files_and_a_restarted_redis_takes_the_new_one(servers):
     db_pw, root_pw, redis_pw = secrets.token_hex(12), secrets.token_hex(12), secrets.token_hex(12)
     servers.secret("misp-database", {"username": "misp", "password": db_pw, "root-password": root_pw})
     servers.secret("misp-redis", {"password": redis_pw})
-    servers.apply({"database": "one", "redis": "one"})
+    servers.apply()
     db, redis = servers.ready_pod(DB), servers.ready_pod(REDIS)
 
     # Ready means the probes, which read the same files, log in. The containers' environment (what
@@ -150,11 +148,13 @@ def test_servers_read_their_secrets_from_files_and_a_changed_secret_restarts_red
     assert mariadb_login(servers, db, "root", root_pw).returncode == 0
     assert redis_auth(servers, redis, redis_pw) == "PONG"
 
-    # Redis: a rotation interrupted after the Secret was written, then the rerun (new fingerprint)
-    # restarts the server, which reads the new file: new password in, old one out.
+    # Redis: a rotation interrupted after the Secret was written, then the rerun: the account Job
+    # is refused (the server still runs on the old password) and misp_redis restarts the server,
+    # which reads the new file: new password in, old one out.
     new_redis = secrets.token_hex(12)
     servers.secret("misp-redis", {"password": new_redis})
-    servers.apply({"database": "one", "redis": "two"})
+    restarted = servers.kubectl("rollout", "restart", "deployment/misp-redis")
+    assert restarted.returncode == 0, restarted.stderr
     time.sleep(3)
     redis2 = servers.ready_pod(REDIS)
     assert redis2 != redis

@@ -71,7 +71,16 @@ def test_each_object_is_reported_and_only_changed_ones_get_a_named_diff(monkeypa
                 "method": "apply",
                 "diff": {"before": {"data": {"k": "old"}}, "after": {"data": {"k": "v"}}},
             },
-            "r": {"changed": False, "method": "apply", "diff": {}},
+            "r": {
+                "changed": False,
+                "method": "apply",
+                "diff": {},
+                "result": {
+                    "status": {
+                        "conditions": [{"type": "Complete", "status": "True"}, {"type": "Failed", "status": "False"}]
+                    }
+                },
+            },
         }
     )
     monkeypatch.setattr(_k8s_apply, "perform_action", perform)
@@ -83,6 +92,8 @@ def test_each_object_is_reported_and_only_changed_ones_get_a_named_diff(monkeypa
         ("ConfigMap", "a", True, "apply"),
         ("ClusterRole", "r", False, "apply"),
     ]
+    # Only the conditions that hold, and none for an object without status.
+    assert [o["conditions"] for o in outcome["objects"]] == [[], ["Complete"]]
     assert outcome["diff"] == [
         {
             "before_header": "ConfigMap misp/a",
