@@ -931,6 +931,29 @@ def test_server_password_rotation_fails_no_request_and_site_heals_it_after_any_s
     assert healed_again.rc == 0 and healed_again.changed == 0, healed_again.stdout[-8000:]
 
 
+def test_a_rotated_app_secret_rolls_the_pods_once_and_site_then_changes_nothing(run_playbook, layer):
+    """A secret only MISP's pods read: the rotation's run of the layer rolls them by their
+    fingerprint, so the next run has nothing left to roll (no restartedAt stamp for it to undo)."""
+
+    def stamps():
+        return {
+            d.metadata.name: (d.spec.template.metadata.annotations or {}).get("kubectl.kubernetes.io/restartedAt")
+            for d in layer.apps.list_namespaced_deployment(layer.namespace).items
+        }
+
+    def pods():
+        selector = "app.kubernetes.io/component in (frontend,workers)"
+        return {p.metadata.name for p in layer.core.list_namespaced_pod(layer.namespace, label_selector=selector).items}
+
+    before, stamped = pods(), stamps()
+    rotated = run_playbook(ROTATE, {**layer.extravars, "rotate": "app.gpg-passphrase"}, env=layer.env)
+    assert rotated.rc == 0, rotated.stdout[-8000:]
+    wait_until(lambda: not before & pods(), 120, "the frontends and workers replaced")
+    assert stamps() == stamped
+    again = run_playbook(CONVERGE, layer.extravars, env=layer.env, timeout=CONVERGE_TIMEOUT)
+    assert again.rc == 0 and again.changed == 0, again.stdout[-8000:]
+
+
 @pytest.fixture
 def s3_from_the_node(s3, layer):
     """S3Proxy's address as the real node's pods reach it: the peer listens on the host's loopback
