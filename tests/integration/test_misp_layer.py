@@ -766,7 +766,8 @@ def _polling(layer):
     ns = layer.namespace
     # The client: a pod where the frontends' NetworkPolicy lets traffic in (the ingress
     # controller's labels in kube-system), on the real node, polling through the Service.
-    poller = f"poller-{ns}"
+    # A name of its own each time: the previous poller may still be going away.
+    poller = f"poller-{ns}-{uuid.uuid4().hex[:4]}"
     layer.core.create_namespaced_pod(
         "kube-system",
         {
