@@ -810,8 +810,8 @@ def _polling(layer):
 def test_blue_green_upgrade_and_rollback_fail_no_request_of_a_polling_client(run_playbook, layer):
     first, second = rig_image("misp"), rig_image("misp-v2")
     assert first.split("@")[1] != second.split("@")[1]
-    color, pods = _serving(layer)
-    assert _images(pods) == {first}, pods
+    color, pods_before = _serving(layer)
+    assert _images(pods_before) == {first}, pods_before
     with _polling(layer) as answers:
         started = time.time()
         upgrade = run_playbook(UPGRADE, {**layer.extravars, "misp_image": _misp_image("misp-v2")}, env=layer.env)
@@ -824,8 +824,10 @@ def test_blue_green_upgrade_and_rollback_fail_no_request_of_a_polling_client(run
         during_upgrade = len(answers())
         rollback = run_playbook(ROLLBACK, layer.extravars, env=layer.env)
         assert rollback.rc == 0, rollback.stdout[-6000:]
-        back, pods = _serving(layer)
-        assert back == color and _images(pods) == {first}, (back, pods)
+        back, back_pods = _serving(layer)
+        assert back == color and _images(back_pods) == {first}, (back, back_pods)
+        # Restarted before the switch, so that they read today's Secrets, not those they started with.
+        assert not set(back_pods) & set(pods_before), (pods_before, back_pods)
         workers = {c.image for p in layer.pods("workers") for c in p.spec.containers}
         assert workers == {first}, workers
         codes = answers()
@@ -910,10 +912,10 @@ def test_server_password_rotation_fails_no_request_and_site_heals_it_after_any_s
     again = run_playbook(CONVERGE, layer.extravars, env=layer.env, timeout=CONVERGE_TIMEOUT)
     assert again.rc == 0 and again.changed == 0, again.stdout[-8000:]
 
-    # Stopped after Vault, after the Secrets, after the first restart (the workers rolled by hand
-    # onto the new Secrets), then one run of the layer each time: MISP answers on the new
-    # passwords, the old ones are refused.
-    for steps, first_restart in ((ROTATION_STEPS[:1], False), (ROTATION_STEPS[:3], False), (ROTATION_STEPS[:3], True)):
+    # Stopped after Vault; after the Secrets and the first restart (the workers rolled by hand onto
+    # the new Secrets); then one run of the layer each time: MISP answers on the new passwords, the
+    # old ones are refused.
+    for steps, first_restart in ((ROTATION_STEPS[:1], False), (ROTATION_STEPS[:3], True)):
         old = _passwords(layer)
         part = run_playbook(
             ROTATE, rotate, env={**layer.env, "ANSIBLE_RUN_TAGS": ",".join(steps)}, timeout=CONVERGE_TIMEOUT
@@ -936,6 +938,10 @@ def test_a_rotated_app_secret_rolls_the_pods_once_and_site_then_changes_nothing(
     """A secret only MISP's pods read: the rotation's run of the layer rolls them by their
     fingerprint, so the next run has nothing left to roll (no restartedAt stamp for it to undo)."""
 
+    # What the layer runs: the colour in service (a previous one takes the Secrets when
+    # misp_rollback.yml restarts it) and the workers.
+    color = _serving(layer)[0]
+
     def stamps():
         return {
             d.metadata.name: (d.spec.template.metadata.annotations or {}).get("kubectl.kubernetes.io/restartedAt")
@@ -943,8 +949,11 @@ def test_a_rotated_app_secret_rolls_the_pods_once_and_site_then_changes_nothing(
         }
 
     def pods():
-        selector = "app.kubernetes.io/component in (frontend,workers)"
-        return {p.metadata.name for p in layer.core.list_namespaced_pod(layer.namespace, label_selector=selector).items}
+        return {
+            p.metadata.name
+            for p in layer.pods("workers") + layer.pods("frontend")
+            if p.metadata.labels.get("misp-platform.cti/color", color) == color
+        }
 
     before, stamped = pods(), stamps()
     rotated = run_playbook(ROTATE, {**layer.extravars, "rotate": "app.gpg-passphrase"}, env=layer.env)
