@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.cti.misp_platform.plugins.plugin_utils._conventions import SECRETS
 from tests.rig.peers._base import REPO
 from tests.unit.roles.render import render_playbook
 
@@ -203,3 +204,24 @@ def test_bad_settings_fail_naming_the_value(tmp_path, change, message):
     assert result.rc != 0
     assert message in result.stdout, result.stdout[-3000:]
     assert "Render the PHP configuration files" not in result.stdout
+
+
+def test_every_secret_the_pods_read_is_a_key_of_the_contract(tmp_path):
+    """With every optional Secret in use, each secretKeyRef of the pods' environment names a
+    Secret and key of the contract (plugins/plugin_utils/_conventions.py), and the keys checked
+    and created are the contract's."""
+    result, got = render(
+        tmp_path,
+        keycloak_misp_oidc=KEYCLOAK_FACT,
+        misp_common_smtp_host="smtp.example.org",
+        misp_common_smtp_tls="starttls",
+        misp_common_smtp_auth=True,
+        misp_common_email_from="cti@example.org",
+        misp_common_proxy={"host": "proxy.example.org", "port": 3128, "credentials": True},
+    )
+    assert result.rc == 0, result.stdout[-3000:]
+    contract = {(secret["name"], key) for secret in SECRETS.values() for key in secret["data_keys"]}
+    refs = [e["valueFrom"]["secretKeyRef"] for e in got["app_env"] if "valueFrom" in e]
+    assert {ref["name"] for ref in refs} == {s["name"] for s in SECRETS.values()}
+    assert [ref for ref in refs if (ref["name"], ref["key"]) not in contract] == []
+    assert got["secret_keys"] == {short: secret["data_keys"] for short, secret in SECRETS.items()}
