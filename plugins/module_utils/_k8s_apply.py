@@ -47,6 +47,14 @@ _K8S_FIXED_PARAMS = {
 }
 
 
+# What the API server and the controllers write. kubernetes.core compares the object it read
+# before the apply with the one after it (after the wait, with wait: true): a status a controller
+# wrote meanwhile (a Deployment's replicas while it is waited for, an autoscaler's metrics) would
+# count as a change the apply made, and an idempotent run would report one.
+_SERVER_WRITTEN = frozenset({"status"})
+_SERVER_WRITTEN_METADATA = frozenset({"resourceVersion", "generation", "managedFields"})
+
+
 class K8sApplyError(Exception):
     """A bad definition or a failed object; the message names it."""
 
@@ -88,6 +96,32 @@ def load_definitions(params: dict) -> list[dict]:
         if missing:
             raise K8sApplyError(f"{object_label(definition)} has no {', '.join(missing)}", [])
     return definitions
+
+
+def changed_by_apply(result: dict) -> bool:
+    """Whether the apply changed the object: False when the only differences kubernetes.core found
+    are fields the server and controllers write. Needs the result's diff (always asked for)."""
+    if not result["changed"] or result.get("method") != "apply" or not result.get("diff"):
+        return result["changed"]
+    for side in (result["diff"].get("before") or {}, result["diff"].get("after") or {}):
+        if set(side) - _SERVER_WRITTEN - {"metadata"}:
+            return True
+        if set(side.get("metadata") or {}) - _SERVER_WRITTEN_METADATA:
+            return True
+    return False
+
+
+class _AlwaysDiff:
+    """The module as kubernetes.core's service sees it, asking for the differences on every run:
+    kubernetes.core returns them only under --diff, and changed_by_apply reads them."""
+
+    _diff = True
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
 
 
 def summary(definition: dict, result: dict) -> dict:
@@ -134,6 +168,7 @@ def apply_all(svc, definitions: list[dict], params: dict, want_diff: bool) -> di
         except Exception as exc:
             # kubernetes.core raises several kinds; each becomes an error naming the object.
             raise K8sApplyError(f"{object_label(definition)}: {to_native(exc)}", objects) from exc
+        result["changed"] = changed_by_apply(result)
         changed |= result["changed"]
         objects.append(summary(definition, result))
         entry = diff_entry(definition, result) if want_diff else None
@@ -152,7 +187,7 @@ def run_module(module) -> None:
         definitions = load_definitions(module.params)
         if not definitions:
             module.exit_json(changed=False, objects=[], **({"diff": []} if module._diff else {}))
-        svc = K8sService(get_api_client(module), module)
+        svc = K8sService(get_api_client(module), _AlwaysDiff(module))
         module.exit_json(**apply_all(svc, definitions, module.params, module._diff))
     except K8sApplyError as exc:
         module.fail_json(msg=str(exc), objects=exc.objects)

@@ -23,6 +23,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from bench.rerun.callback_plugins.count_modules import CONTROLLER_ONLY
 from tests.playbook import parse_recap
 from tests.rig import RIG_CACHE
 from tests.rig.peers._base import REPO
@@ -33,15 +34,27 @@ STATE = RIG_CACHE / "state-site-test"
 CLUSTER = "cti-misp-site-test"
 NAMESPACE = "misp"  # inventories/local: misp_namespace
 SECRETS = ("misp-database", "misp-redis", "misp-app", "misp-supervisor")
+COUNT_MODULES = REPO / "bench" / "rerun" / "callback_plugins"
+# Issue 20: the module processes each layer's idempotent run of site.yml may start at most,
+# measured (bench/rerun/README.md; before each role applied its objects with one k8s_apply:
+# platform 16, identity 18, hardening 8, MISP 44). Controller-only actions are not counted.
+LAYER_MODULE_BUDGET = {
+    "Check MISP's images before anything is deployed": 0,
+    "Set up the platform services on the cluster": 10,
+    "Identity layer": 17,
+    "Hardening and observability of MISP": 6,
+    "MISP on the cluster": 18,
+}
 
 
-def site(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+def site(*args: str, timeout: float = 3600, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "CTI_RIG_STATE": str(STATE),
         "CTI_RIG_CLUSTER": CLUSTER,
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
+        **(env or {}),
     }
     return subprocess.run(
         ["bash", "scripts/site.sh", *args],
@@ -54,10 +67,20 @@ def site(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
     )
 
 
-def timed_site() -> tuple[subprocess.CompletedProcess, float]:
+def timed_site(env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    result = site()
+    result = site(env=env)
     return result, time.monotonic() - start
+
+
+def module_processes_per_play(counts_file) -> dict[str, int]:
+    """Module processes per play of site.yml's run, from bench/rerun's count_modules callback."""
+    reports = [json.loads(line) for line in counts_file.read_text().splitlines()]
+    (report,) = [r for r in reports if r["playbook"].endswith("site.yml")]
+    return {
+        play: sum(n for action, n in actions.items() if action not in CONTROLLER_ONLY)
+        for play, actions in report["per_play"].items()
+    }
 
 
 def vault_values(path: str) -> dict:
@@ -128,7 +151,14 @@ def test_site_sh_converges_inventories_local():
         # deprecations (kubernetes.core's `template` option) on a clean run.
         assert ansible_warnings(out) == [], out[-4000:]
 
-        second, second_s = timed_site()
+        counts = STATE / "module-counts.jsonl"
+        second, second_s = timed_site(
+            env={
+                "ANSIBLE_CALLBACK_PLUGINS": str(COUNT_MODULES),
+                "ANSIBLE_CALLBACKS_ENABLED": "count_modules",
+                "CTI_BENCH_COUNTS": str(counts),
+            }
+        )
         out = second.stdout + second.stderr
         recap = parse_recap(second.stdout)
         assert second.returncode == 0, f"second run failed after {second_s:.0f}s:\n{out[-8000:]}"
@@ -138,6 +168,14 @@ def test_site_sh_converges_inventories_local():
         # plugin, which neither the rig nor the execution environment installs yet.
         assert [w for w in ansible_warnings(out) if "Install helm diff" not in w] == [], out[-4000:]
         print(f"scripts/site.sh: first run {first_s:.0f}s, second run {second_s:.0f}s")
+        # A loop of one module process per object that came back would exceed its layer's count.
+        processes = module_processes_per_play(counts)
+        over = {
+            play: (n, LAYER_MODULE_BUDGET.get(play))
+            for play, n in processes.items()
+            if n > LAYER_MODULE_BUDGET.get(play, 0)
+        }
+        assert over == {}, f"module processes (run, allowed) per play of the idempotent run: {over}"
 
         check_objects(config.new_client_from_config(config_file=str(STATE / "kubeconfig")))
     finally:

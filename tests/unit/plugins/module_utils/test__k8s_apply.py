@@ -127,3 +127,51 @@ def test_a_failure_names_the_object_and_lists_those_before_it(monkeypatch):
 
 def test_no_objects_is_nothing_to_do():
     assert _k8s_apply.load_definitions(params(["---\n", ""])) == []
+
+
+@pytest.mark.parametrize(
+    ("diff", "changed"),
+    [
+        # A controller wrote the status between the read and the apply (or during its wait).
+        ({"before": {"status": {"readyReplicas": 2}}, "after": {"status": {"readyReplicas": 1}}}, False),
+        (
+            {
+                "before": {"metadata": {"resourceVersion": "7", "managedFields": [{"manager": "hpa"}]}},
+                "after": {"metadata": {"resourceVersion": "9", "managedFields": [{"manager": "hpa"}, {}]}},
+            },
+            False,
+        ),
+        # What the apply itself changes counts, with or without a status change beside it.
+        ({"before": {"spec": {"replicas": 2}}, "after": {"spec": {"replicas": 3}}}, True),
+        (
+            {
+                "before": {"metadata": {"labels": {"a": "1"}}, "status": {"x": 1}},
+                "after": {"metadata": {"labels": {"a": "2"}}, "status": {"x": 2}},
+            },
+            True,
+        ),
+        ({"before": {}, "after": {"data": {"k": "v"}}}, True),
+    ],
+)
+def test_only_what_the_apply_changed_counts(monkeypatch, diff, changed):
+    perform, _calls = fake_perform({"a": {"changed": True, "method": "apply", "diff": diff}})
+    monkeypatch.setattr(_k8s_apply, "perform_action", perform)
+    outcome = _k8s_apply.apply_all(None, _k8s_apply.load_definitions(params([CM])), {}, want_diff=True)
+    assert outcome["changed"] is changed
+    assert [o["changed"] for o in outcome["objects"]] == [changed]
+    assert len(outcome["diff"]) == int(changed)
+
+
+def test_created_and_deleted_objects_are_changes_whatever_their_diff(monkeypatch):
+    perform, _calls = fake_perform({"a": {"changed": True, "method": "create"}})
+    monkeypatch.setattr(_k8s_apply, "perform_action", perform)
+    assert _k8s_apply.apply_all(None, _k8s_apply.load_definitions(params([CM])), {}, want_diff=False)["changed"]
+
+
+def test_kubernetes_core_is_asked_for_the_differences_without_diff_mode():
+    class Module:
+        _diff = False
+        check_mode = True
+
+    seen = _k8s_apply._AlwaysDiff(Module())
+    assert (seen._diff, seen.check_mode) == (True, True)
