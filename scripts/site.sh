@@ -23,22 +23,29 @@ export PATH="$REPO/.venv/bin:$PATH"
 
 step "local simulated cluster"
 bash tests/rig/cluster.sh up >/dev/null
+
+step "OpenBao dev server (Vault API) on loopback"
+fresh_vault=false
+if ! bao_env="$(python -m tests.rig.peers.openbao env --state-dir "$STATE/openbao" 2>/dev/null)" \
+  || ! curl -fsS "$(jq -r .VAULT_ADDR <<<"$bao_env")/v1/sys/health" >/dev/null 2>&1; then
+  bao_env="$(python -m tests.rig.peers.openbao start --state-dir "$STATE/openbao")"
+  fresh_vault=true
+fi
+VAULT_ADDR="$(jq -r .VAULT_ADDR <<<"$bao_env")"
+VAULT_TOKEN="$(jq -r .VAULT_TOKEN <<<"$bao_env")"
+export VAULT_ADDR VAULT_TOKEN
+
 # The static volumes are host directories of the real node, where the MISP pods run: under this
-# set-up's state directory (a new cluster starts with empty ones) and owned by the user each image
+# set-up's state directory (kept between runs, as the cluster is) and owned by the user each image
 # runs as (MariaDB and Redis 999, MISP and the backup Job www-data 33), as a provisioner makes them.
 volumes="$STATE/volumes"
+# The dev server keeps its secrets in memory: a new one (after a reboot, say) generates new
+# passwords, which the data of the previous volumes would refuse.
+if [[ "$fresh_vault" == true ]]; then rm -rf "$volumes"; fi
 install -d -o 999 -g 999 "$volumes/misp-db" "$volumes/misp-redis"
 install -d -o 33 -g 33 "$volumes/misp-files" "$volumes/misp-backup"
 sed "s|/tmp/cti-misp-local/|$volumes/|" tests/rig/static-volumes.yaml \
   | bash tests/rig/cluster.sh kubectl apply -f - >/dev/null
-
-step "OpenBao dev server (Vault API) on loopback"
-bao_env="$(python -m tests.rig.peers.openbao env --state-dir "$STATE/openbao" 2>/dev/null)" \
-  && curl -fsS "$(jq -r .VAULT_ADDR <<<"$bao_env")/v1/sys/health" >/dev/null 2>&1 \
-  || bao_env="$(python -m tests.rig.peers.openbao start --state-dir "$STATE/openbao")"
-VAULT_ADDR="$(jq -r .VAULT_ADDR <<<"$bao_env")"
-VAULT_TOKEN="$(jq -r .VAULT_TOKEN <<<"$bao_env")"
-export VAULT_ADDR VAULT_TOKEN
 
 step "site.yml on inventories/local"
 # Keycloak is optional here (set KEYCLOAK_URL and admin credentials to include it). The MISP layer

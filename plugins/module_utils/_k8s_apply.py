@@ -7,12 +7,15 @@ with ``apply: true`` handles it (client-side apply, dry run in check mode, waite
 object keeps the same field ownership and result whichever of the two applied it. What this adds:
 one Python process and one API client for all the objects of a role instead of one per loop item
 (about a second each), a diff per object under ``--diff``, and errors that name the object.
+The module and the action plugin (which applies in the controller's own process on a local
+connection) share apply_objects.
 """
 
 from __future__ import annotations
 
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import requires
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.resource import create_definitions, from_yaml
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.runner import perform_action
@@ -25,6 +28,17 @@ K8S_APPLY_ARGSPEC = {
     "wait": {"type": "bool", "default": False},
     "wait_timeout": {"type": "int", "default": 120},
     "wait_sleep": {"type": "int", "default": 5},
+    "prune": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "api_version": {"type": "str", "required": True},
+            "kind": {"type": "str", "required": True},
+            "label_selectors": {"type": "list", "elements": "str", "required": True},
+            "namespace": {"type": "str"},
+        },
+    },
 }
 
 # Options of kubernetes.core.k8s that its service reads from the module's parameters, fixed to
@@ -124,6 +138,30 @@ class _AlwaysDiff:
         return getattr(self._module, name)
 
 
+class ControllerRun:
+    """What kubernetes.core's API client and service read from a module, for a run without one: the
+    action plugin's, in the controller's process. Differences are always asked for, as with
+    _AlwaysDiff; warnings go to ``warn``."""
+
+    _diff = True
+
+    def __init__(self, params: dict, check_mode: bool, warn):
+        self.params = params
+        self.check_mode = check_mode
+        self.warn = warn
+
+    @property
+    def server_side_dry_run(self) -> bool:
+        return self.check_mode
+
+    def requires(self, dependency, minimum=None, reason=None) -> None:
+        try:
+            requires(dependency, minimum, reason=reason)
+        except Exception as exc:
+            # kubernetes.core raises a bare Exception naming the missing library.
+            raise CoreException(to_native(exc)) from exc
+
+
 def summary(definition: dict, result: dict) -> dict:
     """What the module returns about one object: no object bodies, which may be large."""
     metadata = definition.get("metadata") or {}
@@ -158,13 +196,51 @@ def diff_entry(definition: dict, result: dict) -> dict | None:
     }
 
 
-def apply_all(svc, definitions: list[dict], params: dict, want_diff: bool) -> dict:
-    """Applies (or deletes) each object in order; a failure stops at that object, naming it and
-    listing the objects already handled."""
-    objects, diffs, changed = [], [], False
-    for definition in definitions:
+def check_prune(params: dict) -> None:
+    """Refuses, naming it, a prune entry that could delete what it should not: one without a
+    namespace to search, with state=absent, or with no label selector (every object of its kind)."""
+    for index, entry in enumerate(params["prune"]):
+        if params["state"] != "present":
+            raise K8sApplyError("prune goes with state=present", [])
+        if not (entry["namespace"] or params["namespace"]):
+            raise K8sApplyError(f"prune[{index}] ({entry['kind']}) needs a namespace, its own or namespace", [])
+        if not [selector for selector in entry["label_selectors"] if selector]:
+            kind = entry["kind"]
+            raise K8sApplyError(f"prune[{index}] ({kind}) has no label selector: it would delete every {kind}", [])
+
+
+def stale_objects(svc, definitions: list[dict], params: dict) -> list[dict]:
+    """The objects that O(prune)'s kinds and labels find in their namespace and ``definitions`` does
+    not hold, as definitions to delete. A kind the cluster does not serve has none."""
+    # load_definitions gave every object without a namespace O(namespace).
+    wanted = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in definitions}
+    stale = []
+    for entry in params["prune"]:
+        namespace = entry["namespace"] or params["namespace"]
+        selectors = [selector for selector in entry["label_selectors"] if selector]
         try:
-            result = perform_action(svc, definition, params)
+            found = svc.find(entry["kind"], entry["api_version"], namespace=namespace, label_selectors=selectors)
+        except Exception as exc:
+            # kubernetes.core raises several kinds; each becomes an error naming the search.
+            search = f"{entry['kind']} objects to prune ({', '.join(selectors)})"
+            raise K8sApplyError(f"finding the {search}: {to_native(exc)}", []) from exc
+        for live in found["resources"]:
+            name = live["metadata"]["name"]
+            if (entry["kind"], namespace, name) not in wanted:
+                metadata = {"name": name, "namespace": namespace}
+                stale.append({"apiVersion": entry["api_version"], "kind": entry["kind"], "metadata": metadata})
+    return stale
+
+
+def apply_all(svc, definitions: list[dict], params: dict, want_diff: bool, stale: list[dict] = ()) -> dict:
+    """Applies (or deletes) each object in order, then deletes the ``stale`` ones; a failure stops
+    at that object, naming it and listing the objects already handled."""
+    objects, diffs, changed = [], [], False
+    steps = [(definition, params) for definition in definitions]
+    steps += [(definition, dict(params, state="absent")) for definition in stale]
+    for definition, object_params in steps:
+        try:
+            result = perform_action(svc, definition, object_params)
         except Exception as exc:
             # kubernetes.core raises several kinds; each becomes an error naming the object.
             raise K8sApplyError(f"{object_label(definition)}: {to_native(exc)}", objects) from exc
@@ -180,15 +256,23 @@ def apply_all(svc, definitions: list[dict], params: dict, want_diff: bool) -> di
     return outcome
 
 
+def apply_objects(run, want_diff: bool) -> dict:
+    """Reads ``run.params``'s definitions and applies them; the result the module returns. Raises
+    K8sApplyError for bad input or a failed object, CoreException when no client can be made.
+    ``run`` is the module (seen through _AlwaysDiff) or a ControllerRun."""
+    run.params.update(_K8S_FIXED_PARAMS)
+    definitions = load_definitions(run.params)
+    check_prune(run.params)
+    if not definitions and not run.params["prune"]:
+        return {"changed": False, "objects": [], **({"diff": []} if want_diff else {})}
+    svc = K8sService(get_api_client(run), run)
+    return apply_all(svc, definitions, run.params, want_diff, stale_objects(svc, definitions, run.params))
+
+
 def run_module(module) -> None:
     """Entry point of the module: read, apply, exit_json; errors become fail_json."""
-    module.params.update(_K8S_FIXED_PARAMS)
     try:
-        definitions = load_definitions(module.params)
-        if not definitions:
-            module.exit_json(changed=False, objects=[], **({"diff": []} if module._diff else {}))
-        svc = K8sService(get_api_client(module), _AlwaysDiff(module))
-        module.exit_json(**apply_all(svc, definitions, module.params, module._diff))
+        module.exit_json(**apply_objects(_AlwaysDiff(module), module._diff))
     except K8sApplyError as exc:
         module.fail_json(msg=str(exc), objects=exc.objects)
     except CoreException as exc:

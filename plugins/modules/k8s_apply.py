@@ -18,6 +18,13 @@ description:
   - All the objects go through one module run and one API client, where a
     M(kubernetes.core.k8s) loop starts a Python process per object; the roles of this collection
     apply each role's objects with one task for that reason.
+  - On a C(local) connection the objects are applied in the controller's own process (the action
+    plugin), which has the Kubernetes client imported already, instead of a new Python process
+    for the module; it reads the task's C(environment) (E(K8S_AUTH_KUBECONFIG)...) as the module
+    would. On any other connection the module runs on the host, with that host's Python.
+  - With O(prune), objects of the given kinds and labels that O(definitions) no longer holds are
+    deleted after the others are applied, so that what a role stops rendering (a disabled task's
+    CronJob, say) goes away.
   - With C(--diff), each object that changes shows its own diff, headed by its kind, namespace and
     name.
   - An object counts as changed only when the apply changed it. M(kubernetes.core.k8s) compares
@@ -32,10 +39,17 @@ description:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
     details: The API server validates each change as a dry run and stores nothing.
+  action:
+    support: full
   diff_mode:
     support: full
   platform:
@@ -76,6 +90,36 @@ options:
       - Seconds between two checks while waiting.
     type: int
     default: 5
+  prune:
+    description:
+      - After applying, deletes the objects of each entry's kind in its namespace that carry all of
+        its labels and are not among O(definitions), as the objects of O(state=absent) are
+        deleted (dry run in check mode, a diff per object).
+      - Needs O(state=present) and a namespace (O(prune[].namespace) or O(namespace)); an entry
+        without a label selector is refused, as it would delete every object of its kind.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      api_version:
+        description: Group and version of the kind, V(batch/v1) for instance.
+        type: str
+        required: true
+      kind:
+        description: Kind of the objects to prune, V(CronJob) for instance.
+        type: str
+        required: true
+      label_selectors:
+        description: Label selectors (V(key=value) and the other forms C(kubectl -l) takes) the objects must all match.
+        type: list
+        elements: str
+        required: true
+      namespace:
+        description:
+          - Namespace to search, when it is not O(namespace). Setting it instead of O(namespace)
+            keeps the definitions as they are (O(namespace) is added to every object that names
+            none, cluster-scoped ones included, and so to their last-applied annotation).
+        type: str
 requirements:
   - kubernetes >= 24.2.0
   - PyYAML >= 3.11
@@ -91,6 +135,15 @@ EXAMPLES = r"""
     wait: true
     wait_timeout: 600
 
+- name: Apply the CronJobs of the enabled tasks and delete those of tasks disabled since
+  cti.misp_platform.k8s_apply:
+    namespace: misp
+    definitions: "{{ query('ansible.builtin.template', 'cronjob.yaml.j2') }}"
+    prune:
+      - api_version: batch/v1
+        kind: CronJob
+        label_selectors: [app.kubernetes.io/part-of=misp, app.kubernetes.io/component=cron]
+
 - name: Remove a NetworkPolicy and a ConfigMap
   cti.misp_platform.k8s_apply:
     state: absent
@@ -101,7 +154,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 objects:
-  description: One entry per object handled, in order (on failure, those before the failed one).
+  description: One entry per object handled, in order, the pruned ones last (on failure, those before the failed one).
   returned: always
   type: list
   elements: dict

@@ -48,9 +48,9 @@ def objects(ns: str, greeting: str = "hello") -> list:
 def apply(k8s_cluster, run_playbook, tmp_path):
     env = {"K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"]}
 
-    def run(args, check=False, core=False, diff=False):
+    def run(args, check=False, core=False, diff=False, extra=None):
         run_env = {**env, "ANSIBLE_DIFF_ALWAYS": "1"} if diff else env
-        extra = {"ka_args": args, "ka_result_path": str(tmp_path / "result.json"), "ka_core": core}
+        extra = {"ka_args": args, "ka_result_path": str(tmp_path / "result.json"), "ka_core": core, **(extra or {})}
         played = run_playbook(PLAYBOOK, extra, check=check, env=run_env)
         result = json.loads((tmp_path / "result.json").read_text())
         return played, result["k8s_apply"], result["core"]
@@ -120,3 +120,74 @@ def test_state_absent_deletes_what_exists(apply, api, ns):
     assert client.CoreV1Api(api).list_namespaced_config_map(ns, field_selector="metadata.name=web").items == []
     again = apply({"definitions": objects(ns)[:2], "namespace": ns, "state": "absent"})[1]
     assert again["changed"] is False
+
+
+def test_on_a_local_connection_it_applies_in_the_controller_with_the_plays_environment(
+    k8s_cluster, run_playbook, api, ns, tmp_path
+):
+    # No module process: the Python a module would start does not exist. The kubeconfig comes
+    # only from the play's environment keyword, as a module process would get it.
+    extra = {
+        "ka_args": {"definitions": objects(ns)[:2], "namespace": ns},
+        "ka_result_path": str(tmp_path / "result.json"),
+        "ka_environment": {"K8S_AUTH_KUBECONFIG": k8s_cluster["kubeconfig"]},
+        "ka_interpreter": "/nonexistent/python3",
+    }
+    played = run_playbook(PLAYBOOK, extra)
+    assert played.rc == 0, played.stdout[-3000:]
+    assert json.loads((tmp_path / "result.json").read_text())["k8s_apply"]["changed"] is True
+    assert client.CoreV1Api(api).read_namespaced_config_map("web", ns).data == {"greeting": "hello"}
+
+
+def labelled(name: str, role: str | None) -> dict:
+    labels = {"cti-test/role": role} if role else {}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": {}}
+
+
+def test_prune_deletes_only_the_labelled_objects_no_longer_given(apply, api, ns):
+    core = client.CoreV1Api(api)
+    given = [labelled("kept", "a"), labelled("dropped", "a"), labelled("other-role", "b"), labelled("unlabelled", None)]
+    assert apply({"definitions": given, "namespace": ns})[0].rc == 0
+    prune = [{"api_version": "v1", "kind": "ConfigMap", "label_selectors": ["cti-test/role=a"]}]
+
+    played, result, _core = apply({"definitions": given[:1], "namespace": ns, "prune": prune}, check=True, diff=True)
+    assert played.rc == 0, played.stdout[-3000:]
+    assert [(o["name"], o["changed"], o["method"]) for o in result["objects"]] == [
+        ("kept", False, "apply"),
+        ("dropped", True, "delete"),
+    ]
+    assert f"+++ after: ConfigMap {ns}/dropped (deleted)" in played.stdout
+    assert core.read_namespaced_config_map("dropped", ns)
+
+    played, result, _core = apply({"definitions": given[:1], "namespace": ns, "prune": prune})
+    assert played.rc == 0, played.stdout[-3000:]
+    assert result["changed"] is True
+    names = {c.metadata.name for c in core.list_namespaced_config_map(ns).items}
+    assert {"kept", "other-role", "unlabelled"} <= names and "dropped" not in names
+
+    again = apply({"definitions": given[:1], "namespace": ns, "prune": prune})[1]
+    assert again["changed"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            {"prune": [{"api_version": "v1", "kind": "ConfigMap", "label_selectors": [""]}]},
+            "prune[0] (ConfigMap) has no label selector",
+        ),
+        (
+            {"prune": [{"api_version": "v1", "kind": "ConfigMap", "label_selectors": ["a=b"]}], "namespace": None},
+            "prune[0] (ConfigMap) needs a namespace, its own or namespace",
+        ),
+    ],
+)
+def test_a_prune_that_could_delete_too_much_is_refused_before_any_change(apply, api, ns, args, message):
+    played, result, _core = apply({"definitions": [labelled("new", "a")], "namespace": ns, **args})
+    assert played.rc != 0
+    assert message in result["msg"]
+    assert core_names(api, ns) == set()
+
+
+def core_names(api, ns: str) -> set:
+    return {c.metadata.name for c in client.CoreV1Api(api).list_namespaced_config_map(ns).items} - {"kube-root-ca.crt"}

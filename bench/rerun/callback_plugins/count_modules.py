@@ -27,8 +27,10 @@ requirements:
   - enabled in ANSIBLE_CALLBACKS_ENABLED
 """
 
-# Actions the controller carries out itself: they start no module process.
-CONTROLLER_ONLY = frozenset(
+# Actions the controller carries out itself: they start no module process. k8s_apply's action
+# plugin applies in the controller on a local connection, which every Kubernetes play uses
+# (tests/integration/test_k8s_apply.py shows it with a module interpreter that does not exist).
+CONTROLLER_ONLY = frozenset({"cti.misp_platform.k8s_apply"}) | frozenset(
     f"ansible.builtin.{name}"
     for name in (
         "add_host",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -175,3 +176,86 @@ def test_kubernetes_core_is_asked_for_the_differences_without_diff_mode():
 
     seen = _k8s_apply._AlwaysDiff(Module())
     assert (seen._diff, seen.check_mode) == (True, True)
+
+
+def prune_params(**extra):
+    entry = {"api_version": "v1", "kind": "ConfigMap", "label_selectors": ["cti/role=a"], "namespace": None}
+    return {**params([]), "prune": [entry], **extra}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"state": "absent"}, "prune goes with state=present"),
+        ({"namespace": None}, "prune[0] (ConfigMap) needs a namespace, its own or namespace"),
+        (
+            {"prune": [{"api_version": "v1", "kind": "Secret", "label_selectors": ["", ""], "namespace": "misp"}]},
+            "prune[0] (Secret) has no label selector: it would delete every Secret",
+        ),
+    ],
+)
+def test_a_prune_that_could_delete_too_much_is_refused(extra, message):
+    with pytest.raises(_k8s_apply.K8sApplyError, match=re.escape(message)):
+        _k8s_apply.check_prune(prune_params(**extra))
+    _k8s_apply.check_prune(prune_params())
+    own = {"api_version": "v1", "kind": "ConfigMap", "label_selectors": ["cti/role=a"], "namespace": "misp"}
+    _k8s_apply.check_prune(prune_params(namespace=None, prune=[own]))
+
+
+class FindingService:
+    """Answers find() with the ConfigMaps named, recording the search."""
+
+    def __init__(self, names, error=None):
+        self.names, self.error, self.searches = names, error, []
+
+    def find(self, kind, api_version, namespace=None, label_selectors=None):
+        self.searches.append((kind, api_version, namespace, label_selectors))
+        if self.error:
+            raise self.error
+        return {"resources": [{"metadata": {"name": name, "namespace": namespace}} for name in self.names]}
+
+
+def test_prune_finds_the_labelled_objects_the_definitions_no_longer_hold():
+    svc = FindingService(["a", "gone"])
+    definitions = _k8s_apply.load_definitions(params([CM, ROLE]))
+    stale = _k8s_apply.stale_objects(svc, definitions, prune_params())
+    assert svc.searches == [("ConfigMap", "v1", "misp", ["cti/role=a"])]
+    assert stale == [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gone", "namespace": "misp"}}]
+
+
+def test_a_failed_search_names_what_it_looked_for():
+    svc = FindingService([], error=RuntimeError("forbidden"))
+    with pytest.raises(
+        _k8s_apply.K8sApplyError, match=r"finding the ConfigMap objects to prune \(cti/role=a\): forbidden"
+    ):
+        _k8s_apply.stale_objects(svc, [], prune_params())
+
+
+def test_stale_objects_are_deleted_after_the_definitions_are_applied(monkeypatch):
+    seen = []
+
+    def perform(svc, definition, object_params):
+        seen.append((definition["metadata"]["name"], object_params["state"]))
+        return {
+            "changed": object_params["state"] == "absent",
+            "method": "delete" if object_params["state"] == "absent" else "apply",
+        }
+
+    monkeypatch.setattr(_k8s_apply, "perform_action", perform)
+    gone = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gone", "namespace": "misp"}}
+    outcome = _k8s_apply.apply_all(None, _k8s_apply.load_definitions(params([CM])), {"state": "present"}, True, [gone])
+    assert seen == [("a", "present"), ("gone", "absent")]
+    assert [(o["name"], o["changed"], o["method"]) for o in outcome["objects"]] == [
+        ("a", False, "apply"),
+        ("gone", True, "delete"),
+    ]
+    assert outcome["diff"][0]["after_header"] == "ConfigMap misp/gone (deleted)"
+
+
+def test_an_entry_searches_its_own_namespace_when_it_names_one():
+    svc = FindingService(["a"])
+    own = {"api_version": "v1", "kind": "ConfigMap", "label_selectors": ["cti/role=a"], "namespace": "other"}
+    stale = _k8s_apply.stale_objects(svc, _k8s_apply.load_definitions(params([CM])), prune_params(prune=[own]))
+    assert svc.searches[0][2] == "other"
+    # misp/a is given, other/a is not.
+    assert stale == [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "other"}}]

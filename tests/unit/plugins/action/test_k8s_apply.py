@@ -1,0 +1,100 @@
+"""Unit tests of k8s_apply's action plugin: in the controller on a local connection, the module elsewhere."""
+
+from __future__ import annotations
+
+import os
+from unittest.mock import MagicMock
+
+import pytest
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.cti.misp_platform.plugins.action import k8s_apply as action
+from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_apply import K8sApplyError
+
+CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {}}
+
+
+def plugin(transport="local", args=None, environment=None, check_mode=False, diff=False):
+    task = MagicMock(async_val=0, check_mode=check_mode, diff=diff, environment=environment or [])
+    task.args = args if args is not None else {"definitions": [CM], "namespace": "misp"}
+    connection = MagicMock(transport=transport)
+    connection._shell.tmpdir = None
+    templar = MagicMock()
+    templar.template.side_effect = lambda value: value
+    return action.ActionModule(task, connection, MagicMock(), MagicMock(), templar, MagicMock())
+
+
+@pytest.fixture
+def applied(monkeypatch):
+    """Records what apply_objects got, and answers like an unchanged object."""
+    calls = []
+
+    def apply_objects(run, want_diff):
+        calls.append((run, want_diff, dict(os.environ)))
+        return {"changed": False, "objects": [{"name": "a", "changed": False}]}
+
+    monkeypatch.setattr(action, "apply_objects", apply_objects)
+    return calls
+
+
+def test_a_local_connection_applies_in_this_process_with_the_tasks_environment(applied, monkeypatch):
+    # The plugin sets the worker's environment; this test's process gets it back afterwards.
+    monkeypatch.setattr(os, "environ", {"PATH": "/usr/bin"})
+    environment = [{"K8S_AUTH_KUBECONFIG": "/play/kubeconfig"}, {"K8S_AUTH_CONTEXT": "rig"}]
+    result = plugin(environment=environment, check_mode=True, diff=True).run(task_vars={})
+    assert result["objects"] == [{"name": "a", "changed": False}]
+    ((run, want_diff, seen_environment),) = applied
+    assert (run.check_mode, run._diff, want_diff) == (True, True, True)
+    assert run.params["definitions"] == [CM]
+    # The argument spec's defaults are filled in, as AnsibleModule would.
+    assert (run.params["state"], run.params["wait_timeout"], run.params["prune"]) == ("present", 120, [])
+    assert (seen_environment["K8S_AUTH_KUBECONFIG"], seen_environment["K8S_AUTH_CONTEXT"]) == (
+        "/play/kubeconfig",
+        "rig",
+    )
+
+
+def test_another_connection_runs_the_module_on_that_host(applied):
+    remote = plugin(transport="ssh")
+    remote._execute_module = MagicMock(return_value={"changed": False, "objects": []})
+    remote._remove_tmp_path = MagicMock()
+    assert remote.run(task_vars={"x": 1}) == {"changed": False, "objects": []}
+    remote._execute_module.assert_called_once_with(module_name="cti.misp_platform.k8s_apply", task_vars={"x": 1})
+    assert applied == []
+
+
+def test_without_the_kubernetes_library_the_module_reports_it(applied, monkeypatch):
+    monkeypatch.setattr(action, "HAS_KUBERNETES", False)
+    local = plugin()
+    local._execute_module = MagicMock(
+        return_value={"failed": True, "msg": "Failed to import the required Python library (kubernetes)"}
+    )
+    local._remove_tmp_path = MagicMock()
+    assert local.run(task_vars={})["failed"] is True
+    assert applied == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({}, "missing required arguments: definitions"),
+        ({"definitions": [CM], "state": "patched"}, "value of state must be one of: present, absent"),
+        (
+            {"definitions": [CM], "prune": [{"kind": "ConfigMap"}]},
+            "missing required arguments: api_version, label_selectors",
+        ),
+    ],
+)
+def test_bad_arguments_fail_naming_them_before_anything_is_applied(applied, args, message):
+    with pytest.raises(AnsibleActionFail, match=message):
+        plugin(args=args).run(task_vars={})
+    assert applied == []
+
+
+def test_a_failed_object_fails_the_task_naming_it_with_those_handled_before(monkeypatch):
+    def fail(run, want_diff):
+        raise K8sApplyError("ConfigMap misp/b: refused", [{"name": "a"}])
+
+    monkeypatch.setattr(action, "apply_objects", fail)
+    result = plugin().run(task_vars={})
+    assert (result["failed"], result["msg"], result["objects"]) == (True, "ConfigMap misp/b: refused", [{"name": "a"}])
