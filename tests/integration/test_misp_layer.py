@@ -217,6 +217,9 @@ def test_every_misp_pod_runs_on_the_real_node_and_is_ready_through_its_probes(la
         running = [p for p in pods if p.status.phase == "Running"]
         return pods if all(_ready(p) for p in running) else None
 
+    # A new frontend Deployment starts with one pod (the HPA owns its replicas, the template sets
+    # none) and the HPA brings it to its minimum of two at its next sync (15 s).
+    wait_until(lambda: len(layer.pods("frontend")) >= 2, 120, "the HPA's two frontends")
     pods = wait_until(settled, 300, "every running MISP pod Ready")
     # misp-modules has no rig image yet: it keeps no placement and stays on a kwok node.
     running = [
