@@ -35,6 +35,7 @@ K8S_APPLY_ARGSPEC = {
     "definitions": {"type": "list", "elements": "raw", "required": True},
     "namespace": {"type": "str"},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "apply": {"type": "bool", "default": True},
     "wait": {"type": "bool", "default": False},
     "wait_timeout": {"type": "int", "default": 120},
     "wait_sleep": {"type": "int", "default": 5},
@@ -52,9 +53,8 @@ K8S_APPLY_ARGSPEC = {
 }
 
 # Options of kubernetes.core.k8s that its service reads from the module's parameters, fixed to
-# the values kubernetes.core.k8s has with apply: true and nothing else set.
+# the values kubernetes.core.k8s has when nothing else is set (apply is an option of this module).
 _K8S_FIXED_PARAMS = {
-    "apply": True,
     "force": False,
     "server_side_apply": None,
     "merge_type": None,

@@ -13,8 +13,8 @@ author:
 description:
   - Applies every object of O(definitions), in order, as M(kubernetes.core.k8s) does with
     C(apply=true) (client-side apply, the same field ownership and
-    C(kubectl.kubernetes.io/last-applied-configuration) annotation), or deletes them with
-    O(state=absent).
+    C(kubectl.kubernetes.io/last-applied-configuration) annotation), creates or patches them
+    without that annotation with O(apply=false), or deletes them with O(state=absent).
   - All the objects go through one module run and one API client, where a
     M(kubernetes.core.k8s) loop starts a Python process per object; the roles of this collection
     apply each role's objects with one task for that reason.
@@ -67,6 +67,13 @@ options:
     description:
       - Namespace of the objects that name none. Cluster-scoped objects ignore it.
     type: str
+  apply:
+    description:
+      - V(false) creates each object, or patches the one that exists, as M(kubernetes.core.k8s)
+        does without C(apply), and keeps no C(kubectl.kubernetes.io/last-applied-configuration)
+        annotation: for Secrets, whose data that annotation would copy in clear.
+    type: bool
+    default: true
   state:
     description:
       - V(present) applies the objects; V(absent) deletes those that exist.

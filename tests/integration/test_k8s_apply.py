@@ -191,3 +191,17 @@ def test_a_prune_that_could_delete_too_much_is_refused_before_any_change(apply, 
 
 def core_names(api, ns: str) -> set:
     return {c.metadata.name for c in client.CoreV1Api(api).list_namespaced_config_map(ns).items} - {"kube-root-ca.crt"}
+
+
+def test_apply_false_keeps_a_secrets_data_out_of_the_last_applied_annotation(apply, api, ns):
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"password": "c2VjcmV0"}}
+    played, result, _core = apply({"definitions": [secret], "namespace": ns, "apply": False})
+    assert played.rc == 0, played.stdout[-3000:]
+    assert [(o["name"], o["changed"]) for o in result["objects"]] == [("s", True)]
+    stored = client.CoreV1Api(api).read_namespaced_secret("s", ns)
+    assert stored.data == {"password": "c2VjcmV0"}
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in (stored.metadata.annotations or {})
+    assert apply({"definitions": [secret], "namespace": ns, "apply": False})[1]["changed"] is False
+    changed = {**secret, "data": {"password": "b3RoZXI="}}
+    assert apply({"definitions": [changed], "namespace": ns, "apply": False})[1]["changed"] is True
+    assert client.CoreV1Api(api).read_namespaced_secret("s", ns).data == {"password": "b3RoZXI="}

@@ -42,7 +42,7 @@ COUNT_MODULES = REPO / "bench" / "rerun" / "callback_plugins"
 LAYER_MODULE_BUDGET = {
     "Check MISP's images before anything is deployed": 0,
     "Set up the platform services on the cluster": 3,
-    "Identity layer": 16,
+    "Identity layer": 14,
     "Hardening and observability of MISP": 3,
     "MISP on the cluster": 4,
 }

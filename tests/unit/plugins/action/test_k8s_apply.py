@@ -47,7 +47,12 @@ def test_a_local_connection_applies_in_this_process_with_the_tasks_environment(a
     assert (run.check_mode, run._diff, want_diff) == (True, True, True)
     assert run.params["definitions"] == [CM]
     # The argument spec's defaults are filled in, as AnsibleModule would.
-    assert (run.params["state"], run.params["wait_timeout"], run.params["prune"]) == ("present", 120, [])
+    assert (run.params["state"], run.params["apply"], run.params["wait_timeout"], run.params["prune"]) == (
+        "present",
+        True,
+        120,
+        [],
+    )
     assert (seen_environment["K8S_AUTH_KUBECONFIG"], seen_environment["K8S_AUTH_CONTEXT"]) == (
         "/play/kubeconfig",
         "rig",
