@@ -71,7 +71,7 @@ options:
     description:
       - V(false) creates each object, or patches the one that exists, as M(kubernetes.core.k8s)
         does without C(apply), and keeps no C(kubectl.kubernetes.io/last-applied-configuration)
-        annotation: for Secrets, whose data that annotation would copy in clear.
+        annotation. Meant for Secrets, whose data that annotation would copy in clear.
     type: bool
     default: true
   state:
