@@ -429,6 +429,17 @@ def test_bad_vault_fails_before_any_change(play, bao, extra, message):
     assert set(bao.sys.list_mounted_secrets_engines()["data"]) == mounts_before
 
 
+def test_a_token_without_an_admin_policy_is_told_apart_from_a_rejected_one(play, bao):
+    # Valid, but its default policy cannot list the secrets engines: the role checks the token only
+    # after sys/mounts refused it, and says which of the two is wrong.
+    token = bao.auth.token.create(policies=["default"], ttl="10m")["auth"]["client_token"]
+    result = play(vault_token=token)
+    out = result.stdout + result.stderr
+    assert result.rc != 0
+    assert "cannot read sys/mounts" in out and "rejected the token" not in out, out[-4000:]
+    assert result.changed == 0
+
+
 def test_no_secret_in_outputs_or_configmaps(converged, outputs, seen, core, ns):
     """Runs last in this module: every value Vault held, searched in every -vvv output and ConfigMap."""
     assert len(outputs) >= 2 and len(seen) >= 10
