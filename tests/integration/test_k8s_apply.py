@@ -139,6 +139,11 @@ def test_on_a_local_connection_it_applies_in_the_controller_with_the_plays_envir
     assert client.CoreV1Api(api).read_namespaced_config_map("web", ns).data == {"greeting": "hello"}
 
 
+def config_map_names(api, ns: str) -> set:
+    """The namespace's ConfigMaps but the CA bundle the cluster puts in every namespace."""
+    return {c.metadata.name for c in client.CoreV1Api(api).list_namespaced_config_map(ns).items} - {"kube-root-ca.crt"}
+
+
 def labelled(name: str, role: str | None) -> dict:
     labels = {"cti-test/role": role} if role else {}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": {}}
@@ -162,7 +167,7 @@ def test_prune_deletes_only_the_labelled_objects_no_longer_given(apply, api, ns)
     played, result, _core = apply({"definitions": given[:1], "namespace": ns, "prune": prune})
     assert played.rc == 0, played.stdout[-3000:]
     assert result["changed"] is True
-    names = {c.metadata.name for c in core.list_namespaced_config_map(ns).items}
+    names = config_map_names(api, ns)
     assert {"kept", "other-role", "unlabelled"} <= names and "dropped" not in names
 
     again = apply({"definitions": given[:1], "namespace": ns, "prune": prune})[1]
@@ -186,11 +191,7 @@ def test_a_prune_that_could_delete_too_much_is_refused_before_any_change(apply, 
     played, result, _core = apply({"definitions": [labelled("new", "a")], "namespace": ns, **args})
     assert played.rc != 0
     assert message in result["msg"]
-    assert core_names(api, ns) == set()
-
-
-def core_names(api, ns: str) -> set:
-    return {c.metadata.name for c in client.CoreV1Api(api).list_namespaced_config_map(ns).items} - {"kube-root-ca.crt"}
+    assert config_map_names(api, ns) == set()
 
 
 def test_apply_false_keeps_a_secrets_data_out_of_the_last_applied_annotation(apply, api, ns):

@@ -23,7 +23,6 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from bench.rerun.callback_plugins.count_modules import CONTROLLER_ONLY
 from tests.playbook import parse_recap
 from tests.rig import RIG_CACHE
 from tests.rig.peers._base import REPO
@@ -78,10 +77,7 @@ def module_processes_per_play(counts_file) -> dict[str, int]:
     """Module processes per play of site.yml's run, from bench/rerun's count_modules callback."""
     reports = [json.loads(line) for line in counts_file.read_text().splitlines()]
     (report,) = [r for r in reports if r["playbook"].endswith("site.yml")]
-    return {
-        play: sum(n for action, n in actions.items() if action not in CONTROLLER_ONLY)
-        for play, actions in report["per_play"].items()
-    }
+    return report["module_invocations_per_play"]
 
 
 def vault_values(path: str) -> dict:

@@ -142,6 +142,10 @@ class CallbackModule(CallbackBase):
             "controller_only": sum(n for action, n in executed.items() if action in CONTROLLER_ONLY),
             "outcomes": {outcome: dict(counts) for outcome, counts in self._outcomes.items()},
             "per_play": {play: dict(counts) for play, counts in self._per_play.items()},
+            "module_invocations_per_play": {
+                play: sum(n for action, n in counts.items() if action not in CONTROLLER_ONLY)
+                for play, counts in self._per_play.items()
+            },
             "per_role": {role: dict(counts) for role, counts in self._per_role.items()},
             "changed_tasks": self._changed_tasks,
             "changed_per_play": dict(self._changed_per_play),
