@@ -13,6 +13,8 @@ connection) share apply_objects.
 
 from __future__ import annotations
 
+import time
+
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import requires
@@ -248,6 +250,33 @@ def stale_objects(svc, definitions: list[dict], params: dict) -> list[dict]:
     return stale
 
 
+def rolled_out(deployment: dict) -> bool:
+    """Whether every replica of a Deployment runs its current template. kubernetes.core's waiter
+    also accepts a status the controller writes while it starts scaling the old ReplicaSet down
+    (it does not look at updatedReplicas): with the Recreate strategy, before the new pod exists."""
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    wanted = spec.get("replicas", 1)
+    return (
+        status.get("observedGeneration") == (deployment.get("metadata") or {}).get("generation")
+        and status.get("updatedReplicas", 0) == wanted
+        and status.get("replicas", 0) == wanted
+        and status.get("availableReplicas", 0) == wanted
+    )
+
+
+def wait_rolled_out(svc, definition: dict, params: dict) -> None:
+    """After kubernetes.core's wait: until the Deployment is rolled_out, within wait_timeout."""
+    resource = svc.find_resource(definition["kind"], definition["apiVersion"], fail=True)
+    metadata = definition["metadata"]
+    deadline = time.monotonic() + params["wait_timeout"]
+    while not rolled_out(
+        svc.client.get(resource, name=metadata["name"], namespace=metadata.get("namespace")).to_dict()
+    ):
+        if time.monotonic() >= deadline:
+            raise CoreException(f"not rolled out after {params['wait_timeout']} s")
+        time.sleep(params["wait_sleep"])
+
+
 def apply_all(svc, definitions: list[dict], params: dict, want_diff: bool, stale: list[dict] = ()) -> dict:
     """Applies (or deletes) each object in order, then deletes the ``stale`` ones; a failure stops
     at that object, naming it and listing the objects already handled."""
@@ -257,6 +286,13 @@ def apply_all(svc, definitions: list[dict], params: dict, want_diff: bool, stale
     for definition, object_params in steps:
         try:
             result = perform_action(svc, definition, object_params)
+            if (
+                object_params.get("wait")
+                and object_params["state"] == "present"
+                and definition["kind"] == "Deployment"
+                and not svc.module.check_mode
+            ):
+                wait_rolled_out(svc, definition, object_params)
         except Exception as exc:
             # kubernetes.core raises several kinds; each becomes an error naming the object.
             raise K8sApplyError(f"{object_label(definition)}: {to_native(exc)}", objects) from exc

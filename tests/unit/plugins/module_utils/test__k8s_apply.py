@@ -259,3 +259,52 @@ def test_an_entry_searches_its_own_namespace_when_it_names_one():
     assert svc.searches[0][2] == "other"
     # misp/a is given, other/a is not.
     assert stale == [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "other"}}]
+
+
+def deployment(generation=2, wanted=1, **status):
+    return {"metadata": {"generation": generation}, "spec": {"replicas": wanted}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("live", "done"),
+    [
+        (deployment(observedGeneration=2, replicas=1, updatedReplicas=1, availableReplicas=1), True),
+        # What the controller writes as Recreate starts: new generation, the old pod still counted.
+        (deployment(observedGeneration=2, replicas=1, updatedReplicas=0, availableReplicas=1), False),
+        (deployment(observedGeneration=1, replicas=1, updatedReplicas=1, availableReplicas=1), False),
+        (deployment(observedGeneration=2, replicas=1, updatedReplicas=1, availableReplicas=0), False),
+        (deployment(wanted=3, observedGeneration=2, replicas=2, updatedReplicas=2, availableReplicas=2), False),
+    ],
+)
+def test_a_deployment_is_rolled_out_when_every_replica_runs_the_current_template(live, done):
+    assert _k8s_apply.rolled_out(live) is done
+
+
+def test_a_waited_deployment_is_read_until_rolled_out(monkeypatch):
+    reads = iter(
+        [
+            deployment(observedGeneration=2, replicas=1, updatedReplicas=0, availableReplicas=1),
+            deployment(observedGeneration=2, replicas=1, updatedReplicas=1, availableReplicas=1),
+        ]
+    )
+
+    class Live:
+        def __init__(self, body):
+            self.body = body
+
+        def to_dict(self):
+            return self.body
+
+    class Service:
+        module = type("Module", (), {"check_mode": False})()
+        client = type("Client", (), {"get": staticmethod(lambda resource, **where: Live(next(reads)))})()
+
+        def find_resource(self, kind, api_version, fail=False):
+            return (kind, api_version)
+
+    monkeypatch.setattr(_k8s_apply, "perform_action", lambda svc, definition, p: {"changed": False, "method": "apply"})
+    monkeypatch.setattr(_k8s_apply.time, "sleep", lambda seconds: None)
+    web = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "misp"}}
+    waited = {"state": "present", "wait": True, "wait_timeout": 60, "wait_sleep": 1}
+    _k8s_apply.apply_all(Service(), [web], waited, want_diff=False)
+    assert next(reads, None) is None
