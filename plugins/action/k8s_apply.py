@@ -1,30 +1,32 @@
 # Copyright: cti.misp_platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin of cti.misp_platform.k8s_apply.
+"""Action plugin of cti.misp_platform.k8s_apply: applies in the controller on a local connection
+(plugin_utils/_in_controller.py), and renders O(template) into O(definitions).
 
-On a local connection the objects are applied in the controller's own process: a module process
-spends most of its time starting Python and importing the Kubernetes client (0.5-0.9 s a task, most
-of an idempotent run's time). This plugin's module is imported once by the controller's main
-process, whose task workers are forks of it, so each task starts with the client imported. On any
-other connection (a delegate that holds the kubeconfig, say) the module runs on that host.
+The templates are rendered with one view of the task's variables for all files:
+ansible.builtin.template's lookup deep-copies every variable of the play for each file (about
+30 ms a file on the rig, most of a role's templating), which rendering does not need, as it only
+reads them.
 """
 
 from __future__ import annotations
 
-import os
-
+from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_native
-from ansible.plugins.action import ActionBase
+from ansible.module_utils.common.validation import check_type_list
+from ansible.template import trust_as_template
 from ansible.utils.display import Display
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 
 from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_apply import (
     K8S_APPLY_ARGSPEC,
+    K8S_APPLY_CHECKS,
     ControllerRun,
     K8sApplyError,
     apply_objects,
 )
 from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_args import k8s_argspec
+from ansible_collections.cti.misp_platform.plugins.plugin_utils._in_controller import InControllerAction
 
 try:
     import kubernetes  # noqa: F401  pylint: disable=unused-import
@@ -36,27 +38,44 @@ except ImportError:
 display = Display()
 
 
-class ActionModule(ActionBase):
-    _supports_check_mode = True
-    _supports_async = False
+class ActionModule(InControllerAction):
+    MODULE = "cti.misp_platform.k8s_apply"
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        if self._connection.transport != "local" or not HAS_KUBERNETES:
-            # The module reports a missing kubernetes library itself.
-            result.update(self._execute_module(module_name="cti.misp_platform.k8s_apply", task_vars=task_vars))
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-            return result
-        _validation, params = self.validate_argument_spec(argument_spec=k8s_argspec(K8S_APPLY_ARGSPEC))
-        # The module would see the task's environment (K8S_AUTH_KUBECONFIG...); this worker is a
-        # process of this task alone, so its environment can take it.
-        environment = {}
-        self._compute_environment_string(environment)
-        os.environ.update({name: to_native(value) for name, value in environment.items()})
+    def argument_spec(self):
+        return k8s_argspec(K8S_APPLY_ARGSPEC), K8S_APPLY_CHECKS
+
+    def in_controller(self):
+        # Without the library the module reports it.
+        return super().in_controller() and HAS_KUBERNETES
+
+    def module_args(self, task_vars):
+        args = super().module_args(task_vars)
+        if args.get("template") is None:
+            return args
+        if args.get("definitions") is not None:
+            raise AnsibleActionFail("parameters are mutually exclusive: definitions|template")
         try:
-            result.update(apply_objects(ControllerRun(params, self._task.check_mode, display.warning), self._task.diff))
+            names = check_type_list(args.pop("template"))
+        except TypeError as exc:
+            raise AnsibleActionFail(f"template: {to_native(exc)}") from None
+        args["definitions"] = self._render(names, task_vars)
+        return args
+
+    def run_here(self, params, no_log_values):
+        try:
+            return apply_objects(ControllerRun(params, self._task.check_mode, display.warning), self._task.diff)
         except K8sApplyError as exc:
-            result.update(failed=True, msg=str(exc), objects=exc.objects)
+            return {"failed": True, "msg": str(exc), "objects": exc.objects}
         except CoreException as exc:
-            result.update(failed=True, msg=to_native(exc))
-        return result
+            return {"failed": True, "msg": to_native(exc)}
+
+    def _render(self, names, task_vars):
+        """Each template of ``names`` rendered with the task's variables, as YAML text."""
+        # A shallow copy is the sacrificial layer the template lookup's deepcopy stands for.
+        templar = self._templar.copy_with_new_env(available_variables=dict(task_vars))
+        rendered = []
+        for name in names:
+            path = self._find_needle("templates", str(name))
+            source = trust_as_template(self._loader.get_text_file_contents(path))
+            rendered.append(templar.template(source, preserve_trailing_newlines=True, escape_backslashes=False))
+        return rendered

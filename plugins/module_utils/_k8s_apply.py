@@ -34,7 +34,9 @@ except ImportError:
     pass
 
 K8S_APPLY_ARGSPEC = {
-    "definitions": {"type": "list", "elements": "raw", "required": True},
+    "definitions": {"type": "list", "elements": "raw"},
+    # Rendered by the action plugin into definitions; the module never receives it.
+    "template": {"type": "list", "elements": "str"},
     "namespace": {"type": "str"},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
     "apply": {"type": "bool", "default": True},
@@ -52,6 +54,12 @@ K8S_APPLY_ARGSPEC = {
             "namespace": {"type": "str"},
         },
     },
+}
+
+# Checks of the arguments beyond K8S_APPLY_ARGSPEC, for AnsibleModule and the action plugin alike.
+K8S_APPLY_CHECKS = {
+    "required_one_of": [("definitions", "template")],
+    "mutually_exclusive": [("definitions", "template")],
 }
 
 # Options of kubernetes.core.k8s that its service reads from the module's parameters, fixed to

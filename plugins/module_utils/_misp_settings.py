@@ -14,8 +14,12 @@ from urllib.parse import quote
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import MispApi, MispApiError
-from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import PortForwardError, reach
+from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import MISP_API_ARGSPEC, MispApi, MispApiError
+from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import (
+    PORT_FORWARD_SPEC,
+    PortForwardError,
+    reach,
+)
 
 MISP_SETTINGS_ARGSPEC = {
     "settings": {"type": "dict", "default": {}},
@@ -24,6 +28,12 @@ MISP_SETTINGS_ARGSPEC = {
     "redacted": {"type": "str", "choices": ["skip", "write"], "default": "skip"},
     "read_strategy": {"type": "str", "choices": ["auto", "each", "bulk"], "default": "auto"},
 }
+
+
+def argument_spec():
+    """The module's options, and its checks as AnsibleModule takes them (none)."""
+    return dict(MISP_API_ARGSPEC, port_forward=PORT_FORWARD_SPEC, **MISP_SETTINGS_ARGSPEC), {}
+
 
 # MISP shows the value of a redacted setting as this, everywhere.
 MASK = "*****"

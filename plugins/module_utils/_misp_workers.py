@@ -18,8 +18,18 @@ from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import
     MispApi,
     MispApiError,
 )
-from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import Direct, PortForwardError, reach
-from ansible_collections.cti.misp_platform.plugins.module_utils._supervisor import Supervisor, SupervisorError
+from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import (
+    PORT_FORWARD_SPEC,
+    Direct,
+    PortForwardError,
+    reach,
+)
+from ansible_collections.cti.misp_platform.plugins.module_utils._supervisor import (
+    SUPERVISOR_ARGSPEC,
+    SUPERVISOR_REQUIRED_TOGETHER,
+    Supervisor,
+    SupervisorError,
+)
 
 # MISP's BackgroundJobsTool::VALID_QUEUES; the first five are the ones `cake start_worker` serves.
 VALID_QUEUES = ("default", "email", "cache", "prio", "update", "scheduler")
@@ -38,6 +48,13 @@ WORKERS_ARGSPEC = {
 # The MISP API is an optional second opinion here, so its connection options are too.
 MISP_OPINION_ARGSPEC = {name: dict(spec, required=False) for name, spec in MISP_API_ARGSPEC.items()}
 MISP_OPINION_REQUIRED_TOGETHER = [["url", "api_key"]]
+
+
+def argument_spec():
+    """The module's options, and its checks as AnsibleModule takes them."""
+    spec = dict(SUPERVISOR_ARGSPEC, port_forward=PORT_FORWARD_SPEC, **MISP_OPINION_ARGSPEC, **WORKERS_ARGSPEC)
+    return spec, {"required_together": SUPERVISOR_REQUIRED_TOGETHER + MISP_OPINION_REQUIRED_TOGETHER}
+
 
 # Not running, and supervisord is not trying to start it: what `state: running` starts and what
 # a group stop ends in. STARTING and BACKOFF are supervisord's own attempts; startProcess refuses

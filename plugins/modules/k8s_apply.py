@@ -60,9 +60,20 @@ options:
       - The objects, each a dictionary or a YAML text holding one or more documents (the output of
         C(lookup('ansible.builtin.template', ...)) for instance). Empty documents are ignored, and
         the items of a C(*List) kind are applied one by one.
+      - One of O(definitions) and O(template) is required.
     type: list
     elements: raw
-    required: true
+  template:
+    description:
+      - Templates whose rendered YAML (one or more documents each) holds the objects, found as
+        M(ansible.builtin.template) finds its C(src) (a role's C(templates) directory first) and
+        rendered on the controller with the task's variables, as M(kubernetes.core.k8s) renders
+        its C(template). Applied as O(definitions) would be.
+      - Unlike C(query('ansible.builtin.template', ...)) in O(definitions), which copies every
+        variable of the play for each file, the templates share one view of the variables
+        (rendering only reads them); a role's objects render several times faster this way.
+    type: list
+    elements: str
   namespace:
     description:
       - Namespace of the objects that name none. Cluster-scoped objects ignore it.
@@ -204,6 +215,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import An
 
 from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_apply import (
     K8S_APPLY_ARGSPEC,
+    K8S_APPLY_CHECKS,
     run_module,
 )
 from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_args import k8s_argspec
@@ -214,7 +226,7 @@ def argspec():
 
 
 def main():
-    module = AnsibleK8SModule(argument_spec=argspec(), supports_check_mode=True)
+    module = AnsibleK8SModule(argument_spec=argspec(), supports_check_mode=True, **K8S_APPLY_CHECKS)
     run_module(module)
 
 

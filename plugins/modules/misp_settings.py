@@ -210,20 +210,12 @@ requests:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cti.misp_platform.plugins.module_utils._misp_api import MISP_API_ARGSPEC
-from ansible_collections.cti.misp_platform.plugins.module_utils._misp_settings import (
-    MISP_SETTINGS_ARGSPEC,
-    run_module,
-)
-from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import PORT_FORWARD_SPEC
-
-
-def argspec():
-    return dict(MISP_API_ARGSPEC, port_forward=PORT_FORWARD_SPEC, **MISP_SETTINGS_ARGSPEC)
+from ansible_collections.cti.misp_platform.plugins.module_utils._misp_settings import argument_spec, run_module
 
 
 def main():
-    module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
+    spec, checks = argument_spec()
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **checks)
     run_module(module)
 
 

@@ -291,29 +291,12 @@ misp_workers:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cti.misp_platform.plugins.module_utils._misp_workers import (
-    MISP_OPINION_ARGSPEC,
-    MISP_OPINION_REQUIRED_TOGETHER,
-    WORKERS_ARGSPEC,
-    run_module,
-)
-from ansible_collections.cti.misp_platform.plugins.module_utils._port_forward import PORT_FORWARD_SPEC
-from ansible_collections.cti.misp_platform.plugins.module_utils._supervisor import (
-    SUPERVISOR_ARGSPEC,
-    SUPERVISOR_REQUIRED_TOGETHER,
-)
-
-
-def argspec():
-    return dict(SUPERVISOR_ARGSPEC, port_forward=PORT_FORWARD_SPEC, **MISP_OPINION_ARGSPEC, **WORKERS_ARGSPEC)
+from ansible_collections.cti.misp_platform.plugins.module_utils._misp_workers import argument_spec, run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argspec(),
-        required_together=SUPERVISOR_REQUIRED_TOGETHER + MISP_OPINION_REQUIRED_TOGETHER,
-        supports_check_mode=True,
-    )
+    spec, checks = argument_spec()
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, **checks)
     run_module(module)
 
 

@@ -139,6 +139,26 @@ def test_on_a_local_connection_it_applies_in_the_controller_with_the_plays_envir
     assert client.CoreV1Api(api).read_namespaced_config_map("web", ns).data == {"greeting": "hello"}
 
 
+def test_templates_render_with_the_plays_variables_next_to_the_playbook(apply, api, ns):
+    # Found as ansible.builtin.template finds its src (templates/ beside the playbook here).
+    args = {"template": ["greeting-configmaps.yaml.j2"], "namespace": ns}
+    extra = {"ka_names": ["one", "two"], "ka_greeting": "a: colon"}
+    played, result, _core = apply(args, extra=extra)
+    assert played.rc == 0, played.stdout[-3000:]
+    assert [(o["name"], o["changed"]) for o in result["objects"]] == [("one", True), ("two", True)]
+    core = client.CoreV1Api(api)
+    assert [core.read_namespaced_config_map(name, ns).data for name in ("one", "two")] == [{"greeting": "a: colon"}] * 2
+    played, result, _core = apply(args, extra=extra)
+    assert (played.rc, result["changed"]) == (0, False), played.stdout[-3000:]
+    # A template that does not exist fails naming it, and nothing is applied.
+    played, result, _core = apply(
+        {"template": ["greeting-configmaps.yaml.j2", "absent.yaml.j2"], "namespace": ns},
+        extra={**extra, "ka_names": ["three"]},
+    )
+    assert played.rc != 0 and "absent.yaml.j2" in result["msg"], result
+    assert config_map_names(api, ns) == {"one", "two"}
+
+
 def config_map_names(api, ns: str) -> set:
     """The namespace's ConfigMaps but the CA bundle the cluster puts in every namespace."""
     return {c.metadata.name for c in client.CoreV1Api(api).list_namespaced_config_map(ns).items} - {"kube-root-ca.crt"}

@@ -27,10 +27,13 @@ requirements:
   - enabled in ANSIBLE_CALLBACKS_ENABLED
 """
 
-# Actions the controller carries out itself: they start no module process. k8s_apply's action
-# plugin applies in the controller on a local connection, which every Kubernetes play uses
-# (tests/integration/test_k8s_apply.py shows it with a module interpreter that does not exist).
-CONTROLLER_ONLY = frozenset({"cti.misp_platform.k8s_apply"}) | frozenset(
+# Actions the controller carries out itself: they start no module process. The action plugins of
+# k8s_apply, misp_settings and misp_worker_status run them in the controller on a local connection,
+# which every Kubernetes and MISP play uses (test_k8s_apply, test_misp_settings and
+# test_misp_worker_status show it with a module interpreter that does not exist).
+CONTROLLER_ONLY = frozenset(
+    f"cti.misp_platform.{name}" for name in ("k8s_apply", "misp_settings", "misp_worker_status")
+) | frozenset(
     f"ansible.builtin.{name}"
     for name in (
         "add_host",

@@ -6,7 +6,10 @@ import os
 from unittest.mock import MagicMock
 
 import pytest
-from ansible.errors import AnsibleActionFail
+import yaml
+from ansible.errors import AnsibleActionFail, AnsibleUndefinedVariable
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
 
 from ansible_collections.cti.misp_platform.plugins.action import k8s_apply as action
 from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_apply import K8sApplyError
@@ -64,7 +67,11 @@ def test_another_connection_runs_the_module_on_that_host(applied):
     remote._execute_module = MagicMock(return_value={"changed": False, "objects": []})
     remote._remove_tmp_path = MagicMock()
     assert remote.run(task_vars={"x": 1}) == {"changed": False, "objects": []}
-    remote._execute_module.assert_called_once_with(module_name="cti.misp_platform.k8s_apply", task_vars={"x": 1})
+    remote._execute_module.assert_called_once_with(
+        module_name="cti.misp_platform.k8s_apply",
+        module_args={"definitions": [CM], "namespace": "misp"},
+        task_vars={"x": 1},
+    )
     assert applied == []
 
 
@@ -82,7 +89,8 @@ def test_without_the_kubernetes_library_the_module_reports_it(applied, monkeypat
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({}, "missing required arguments: definitions"),
+        ({}, "one of the following is required: definitions, template"),
+        ({"definitions": [CM], "template": ["cm.yaml.j2"]}, "parameters are mutually exclusive: definitions|template"),
         ({"definitions": [CM], "state": "patched"}, "value of state must be one of: present, absent"),
         (
             {"definitions": [CM], "prune": [{"kind": "ConfigMap"}]},
@@ -103,3 +111,69 @@ def test_a_failed_object_fails_the_task_naming_it_with_those_handled_before(monk
     monkeypatch.setattr(action, "apply_objects", fail)
     result = plugin().run(task_vars={})
     assert (result["failed"], result["msg"], result["objects"]) == (True, "ConfigMap misp/b: refused", [{"name": "a"}])
+
+
+class NoCopy:
+    """A variable that refuses to be copied: rendering must only read the task's variables."""
+
+    def __deepcopy__(self, memo):
+        raise AssertionError("the task's variables were deep-copied")
+
+
+@pytest.fixture
+def templates(tmp_path):
+    (tmp_path / "cm.yaml.j2").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ cm_name }}}\ndata: {key: {{ cm_value | to_json }}}\n"
+    )
+    (tmp_path / "two.yaml.j2").write_text("{% for n in [1, 2] %}\n---\nkind: Secret\nname: s{{ n }}\n{% endfor %}\n")
+    return tmp_path
+
+
+def template_plugin(templates, transport="local", names=("cm.yaml.j2", "two.yaml.j2")):
+    loader = DataLoader()
+    task = MagicMock(async_val=0, check_mode=False, diff=False, environment=[])
+    task.args = {"template": list(names), "namespace": "misp"}
+    connection = MagicMock(transport=transport)
+    connection._shell.tmpdir = None
+    local = action.ActionModule(task, connection, MagicMock(), loader, Templar(loader=loader), MagicMock())
+    # As ansible.builtin.template finds its src: here, in the test's templates directory.
+    local._find_needle = lambda dirname, needle: str(templates / needle)
+    return local
+
+
+TASK_VARS = {"cm_name": "rendered", "cm_value": "a: b", "unused": NoCopy()}
+
+
+def test_templates_are_rendered_with_the_tasks_variables_into_definitions(applied, templates):
+    result = template_plugin(templates).run(task_vars=TASK_VARS)
+    assert result["objects"] == [{"name": "a", "changed": False}]
+    ((run, _want_diff, _environment),) = applied
+    assert run.params["template"] is None
+    first, second = run.params["definitions"]
+    assert yaml.safe_load(first) == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "rendered"},
+        "data": {"key": "a: b"},
+    }
+    assert [d for d in yaml.safe_load_all(second) if d] == [
+        {"kind": "Secret", "name": "s1"},
+        {"kind": "Secret", "name": "s2"},
+    ]
+
+
+def test_another_connection_gets_the_rendered_templates_as_definitions(applied, templates):
+    remote = template_plugin(templates, transport="ssh", names=["cm.yaml.j2"])
+    remote._execute_module = MagicMock(return_value={"changed": False, "objects": []})
+    remote._remove_tmp_path = MagicMock()
+    remote.run(task_vars=TASK_VARS)
+    module_args = remote._execute_module.call_args.kwargs["module_args"]
+    assert sorted(module_args) == ["definitions", "namespace"]
+    assert yaml.safe_load(module_args["definitions"][0])["metadata"] == {"name": "rendered"}
+    assert applied == []
+
+
+def test_an_undefined_variable_in_a_template_fails_naming_it_before_anything_is_applied(applied, templates):
+    with pytest.raises(AnsibleUndefinedVariable, match="cm_name"):
+        template_plugin(templates).run(task_vars={"cm_value": "x"})
+    assert applied == []

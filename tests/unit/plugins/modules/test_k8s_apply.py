@@ -29,7 +29,7 @@ def test_module_refuses_bad_input_before_building_a_client(monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({}, "missing required arguments: definitions"),
+        ({}, "one of the following is required: definitions, template"),
         ({"definitions": [CM], "state": "patched"}, "value of state must be one of: present, absent"),
         ({"definitions": [CM], "wait_timeout": "soon"}, "wait_timeout"),
     ],

@@ -36,7 +36,7 @@ def base(misp, **extra):
 
 
 def test_argspec_is_the_shared_groups():
-    spec = misp_settings.argspec()
+    spec, _checks = misp_settings.argument_spec()
     assert set(spec) == set(MISP_API_ARGSPEC) | set(MISP_SETTINGS_ARGSPEC) | {"port_forward"}
     assert spec["port_forward"]["options"]["api_key"]["no_log"] is True
     assert spec["port_forward"]["options"]["kubeconfig"]["no_log"] is True

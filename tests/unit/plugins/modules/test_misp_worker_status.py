@@ -58,7 +58,7 @@ def documented_options():
 
 def test_documentation_matches_the_argspec():
     docs = documented_options()
-    spec = misp_worker_status.argspec()
+    spec, _checks = misp_worker_status.argument_spec()
     assert sorted(docs) == sorted(spec)
     for name, entry in spec.items():
         doc = docs[name]
@@ -70,7 +70,7 @@ def test_documentation_matches_the_argspec():
 
 def test_secrets_are_no_log_and_only_they():
     # A user name is no secret: as no_log, Ansible masked it in every message (issue 21).
-    spec = misp_worker_status.argspec()
+    spec, _checks = misp_worker_status.argument_spec()
     assert {name for name, entry in spec.items() if entry.get("no_log")} == {"supervisor_password", "api_key"}
 
 
