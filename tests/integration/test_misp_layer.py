@@ -509,10 +509,16 @@ def test_database_redis_and_supervisord_only_from_the_allowed_pods(layer):
 
 
 def _serving(layer):
-    """The colour the Service selects and the names and images of that colour's Ready pods."""
+    """The colour the Service selects and the names and images of that colour's pods that it
+    routes to: Ready and not terminating (a pod being deleted stays Ready while its containers
+    shut down, but the Service's endpoints leave it out)."""
     selector = layer.core.read_namespaced_service("misp-frontend", layer.namespace).spec.selector
     color = selector["misp-platform.cti/color"]
-    pods = [p for p in layer.pods("frontend") if _ready(p) and p.metadata.labels["misp-platform.cti/color"] == color]
+    pods = [
+        p
+        for p in layer.pods("frontend")
+        if _ready(p) and p.metadata.deletion_timestamp is None and p.metadata.labels["misp-platform.cti/color"] == color
+    ]
     return color, {p.metadata.name: {c.image for c in p.spec.containers} for p in pods}
 
 

@@ -13,18 +13,16 @@ from ansible.template import Templar
 
 from ansible_collections.cti.misp_platform.plugins.action import k8s_apply as action
 from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_apply import K8sApplyError
+from tests.action_plugin import action_plugin
 
 CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {}}
 
 
 def plugin(transport="local", args=None, environment=None, check_mode=False, diff=False):
-    task = MagicMock(async_val=0, check_mode=check_mode, diff=diff, environment=environment or [])
-    task.args = args if args is not None else {"definitions": [CM], "namespace": "misp"}
-    connection = MagicMock(transport=transport)
-    connection._shell.tmpdir = None
-    templar = MagicMock()
-    templar.template.side_effect = lambda value: value
-    return action.ActionModule(task, connection, MagicMock(), MagicMock(), templar, MagicMock())
+    args = args if args is not None else {"definitions": [CM], "namespace": "misp"}
+    return action_plugin(
+        action.ActionModule, args, transport=transport, environment=environment, check_mode=check_mode, diff=diff
+    )
 
 
 @pytest.fixture
@@ -131,11 +129,8 @@ def templates(tmp_path):
 
 def template_plugin(templates, transport="local", names=("cm.yaml.j2", "two.yaml.j2")):
     loader = DataLoader()
-    task = MagicMock(async_val=0, check_mode=False, diff=False, environment=[])
-    task.args = {"template": list(names), "namespace": "misp"}
-    connection = MagicMock(transport=transport)
-    connection._shell.tmpdir = None
-    local = action.ActionModule(task, connection, MagicMock(), loader, Templar(loader=loader), MagicMock())
+    args = {"template": list(names), "namespace": "misp"}
+    local = action_plugin(action.ActionModule, args, transport=transport, loader=loader, templar=Templar(loader=loader))
     # As ansible.builtin.template finds its src: here, in the test's templates directory.
     local._find_needle = lambda dirname, needle: str(templates / needle)
     return local

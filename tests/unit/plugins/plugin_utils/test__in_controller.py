@@ -11,6 +11,7 @@ from ansible.errors import AnsibleActionFail
 
 from ansible_collections.cti.misp_platform.plugins.action import misp_settings as settings_action
 from ansible_collections.cti.misp_platform.plugins.plugin_utils._in_controller import ControllerModule
+from tests.action_plugin import action_plugin
 from tests.doubles.misp_api import MispApiDouble
 
 KEY = "controller-unit-key-5d2a9c7e3f1b8046"
@@ -19,13 +20,14 @@ MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
 def plugin(args, transport="local", environment=None, check_mode=False):
-    task = MagicMock(async_val=0, check_mode=check_mode, diff=True, environment=environment or [])
-    task.args = args
-    connection = MagicMock(transport=transport)
-    connection._shell.tmpdir = None
-    templar = MagicMock()
-    templar.template.side_effect = lambda value: value
-    return settings_action.ActionModule(task, connection, MagicMock(), MagicMock(), templar, MagicMock())
+    return action_plugin(
+        settings_action.ActionModule,
+        args,
+        transport=transport,
+        environment=environment,
+        check_mode=check_mode,
+        diff=True,
+    )
 
 
 @pytest.fixture
