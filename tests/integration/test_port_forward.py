@@ -315,11 +315,17 @@ def test_rbac_pods_portforward_is_what_it_takes(stand, run_playbook, env):
     ],
 )
 def test_bad_targets_are_named_and_nothing_is_written(stand, run_playbook, env, forward, message):
-    rc, result, _out = play(
-        run_playbook, env, **settings(stand, {"MISP.live": True}, namespace=stand.namespace, **forward)
-    )
-    assert rc != 0
-    assert result["msg"].startswith(message.format(ns=stand.namespace)), result["msg"]
+    # The kubelet's reason for a refused connection comes on the port-forward's error channel, and
+    # the API server now and then closes the websocket before relaying it (seen in one full run:
+    # the message then lacks the reason, as the module got none): a refused port gets three tries.
+    for _attempt in range(3 if "pod" in forward else 1):
+        rc, result, _out = play(
+            run_playbook, env, **settings(stand, {"MISP.live": True}, namespace=stand.namespace, **forward)
+        )
+        assert rc != 0
+        assert result["msg"].startswith(message.format(ns=stand.namespace)), result["msg"]
+        if "connection refused" in result["msg"]:
+            break
     if "pod" in forward:
         # The kubelet's reason for the refused connection is part of the message.
         assert "connection refused" in result["msg"], result["msg"]
