@@ -50,10 +50,9 @@ class ActionModule(InControllerAction):
 
     def module_args(self, task_vars):
         args = super().module_args(task_vars)
-        if args.get("template") is None:
+        if args.get("template") is None or args.get("definitions") is not None:
+            # With both, the spec's mutually_exclusive check (here or in the module) names them.
             return args
-        if args.get("definitions") is not None:
-            raise AnsibleActionFail("parameters are mutually exclusive: definitions|template")
         try:
             names = check_type_list(args.pop("template"))
         except TypeError as exc:
