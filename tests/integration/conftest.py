@@ -9,7 +9,6 @@ cannot start fails the tests that need it.
 from __future__ import annotations
 
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,13 @@ from kubernetes import config
 from kubernetes.dynamic import DynamicClient
 
 from tests.playbook import ansible_playbook
-from tests.rig.peers._base import REPO, Peer, PeerError
+from tests.rig import RigError, cluster_for_tests, cluster_sh
+from tests.rig.peers._base import Peer, PeerError
 from tests.rig.peers.keycloak import Keycloak
 from tests.rig.peers.mariadb import MariaDB
 from tests.rig.peers.openbao import OpenBao
 from tests.rig.peers.redis import Redis
 from tests.rig.peers.s3 import S3
-
-CLUSTER_SH = REPO / "tests" / "rig" / "cluster.sh"
 
 # --- ansible-playbook ---------------------------------------------------------------------------
 
@@ -117,33 +115,22 @@ def s3(tmp_path_factory):
 # --- simulated cluster --------------------------------------------------------------------------
 
 
-def _cluster(action: str, timeout: float) -> subprocess.CompletedProcess:
-    if not CLUSTER_SH.exists():
-        pytest.fail(f"{CLUSTER_SH} is missing", pytrace=False)
-    return subprocess.run(
-        ["bash", str(CLUSTER_SH), action], capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
 @pytest.fixture(scope="session")
 def k8s_cluster():
     """The simulated cluster of tests/rig/cluster.sh: ``{"kubeconfig": path}``.
 
-    A cluster that is already up is left running at the end; otherwise this fixture brings it
-    up and takes it down at the end of the session. ``up`` runs either way: it restarts what
-    stopped (a real node's kubelet, say) while the API still answers.
+    A cluster that is already up is used and left running at the end; otherwise this fixture
+    makes it anew (see ``cluster_for_tests``) and takes it down at the end of the session.
+    ``up`` runs either way: it restarts what stopped (a real node's kubelet, say) while the API
+    still answers.
     """
-    started = _cluster("status", timeout=60).returncode != 0
-    status = _cluster("up", timeout=1800)
-    if status.returncode != 0:
-        pytest.fail(f"tests/rig/cluster.sh up failed ({status.returncode}):\n{status.stderr[-4000:]}", pytrace=False)
-    lines = status.stdout.strip().splitlines()
-    kubeconfig = lines[-1] if lines else ""
-    if not Path(kubeconfig).is_file():
-        pytest.fail(f"tests/rig/cluster.sh printed no kubeconfig path:\n{status.stdout}{status.stderr}", pytrace=False)
+    try:
+        kubeconfig, started = cluster_for_tests()
+    except RigError as exc:
+        pytest.fail(str(exc), pytrace=False)
     yield {"kubeconfig": kubeconfig}
     if started:
-        down = _cluster("down", timeout=300)
+        down = cluster_sh("down")
         assert down.returncode == 0, f"tests/rig/cluster.sh down failed:\n{down.stderr[-4000:]}"
 
 

@@ -152,7 +152,7 @@ def test_shell_launcher_start_env_stop_leaves_nothing(name, tmp_path, assert_gon
     started = launcher("start")
     assert started.returncode == 0, started.stderr
     env = json.loads(started.stdout)
-    sid = int((tmp_path / "pid").read_text())
+    sid = int((tmp_path / "pid").read_text().split()[0])
     shown = launcher("env")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout) == env
@@ -161,3 +161,24 @@ def test_shell_launcher_start_env_stop_leaves_nothing(name, tmp_path, assert_gon
     assert stopped.returncode == 0, stopped.stderr
     assert_gone(name, sid, SHELL_PEERS[name](env))
     assert launcher("env").returncode != 0  # nothing running, nothing to hand out
+
+
+def test_stop_leaves_alone_the_process_that_now_has_a_killed_runs_pid(tmp_path):
+    # A killed run leaves its pid file; after a reboot its pid may be a new session leader's.
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        (tmp_path / "pid").write_text(f"{other.pid} 1")
+        stopped = subprocess.run(
+            [sys.executable, "-m", "tests.rig.peers.redis", "stop", "--state-dir", str(tmp_path)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert stopped.returncode == 0, stopped.stderr
+        assert other.poll() is None, "the other process was stopped"
+        assert not (tmp_path / "pid").exists()
+    finally:
+        other.kill()
+        other.wait()

@@ -1,6 +1,8 @@
 """The rig keeps its cluster when a component dies: `cluster.sh up` starts what stopped (control
 plane and real node alike) instead of deleting and recreating the cluster, so every object keeps
-its UID. Runs on a cluster and state directory of its own, so the shared cluster is untouched."""
+its UID; pid files a killed run left behind are not taken for its components; a test session
+makes a cluster it finds dead anew. Runs on a cluster and state directory of its own, so the
+shared cluster is untouched."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rig import RIG_CACHE, RIG_DIR, rig_binary
+from tests.rig import RIG_CACHE, RIG_DIR, cluster_for_tests, rig_binary
 
 pytestmark = pytest.mark.rig
 
@@ -35,7 +37,7 @@ def cluster():
 
     up = sh("up")
     assert up.returncode == 0, up.stderr[-3000:]
-    yield sh, state, up.stdout.strip().splitlines()[-1]
+    yield sh, state, up.stdout.strip().splitlines()[-1], env
     down = sh("down", timeout=300)
     assert down.returncode == 0, down.stderr[-3000:]
 
@@ -65,7 +67,7 @@ def kill(pid_file: Path) -> int:
 
 
 def test_dead_components_are_restarted_and_objects_keep_their_uids(cluster):
-    sh, state, kubeconfig = cluster
+    sh, state, kubeconfig, _env = cluster
     name = f"keep-{uuid.uuid4().hex[:6]}"
     kubectl(kubeconfig, "create", "configmap", name, "--from-literal=k=v")
     uids = {
@@ -99,3 +101,51 @@ def test_dead_components_are_restarted_and_objects_keep_their_uids(cluster):
         check=False,
     )
     assert status.returncode == 0, status.stderr
+
+
+def test_a_killed_runs_pid_files_naming_other_processes_neither_stop_them_nor_pass_for_components(cluster):
+    sh, state, kubeconfig, _env = cluster
+    node_uid = kubectl(kubeconfig, "get", "node", "rig-node-1", "-o", "jsonpath={.metadata.uid}")
+    # Every process of the run dies (as when a CI machine is stopped); after a reboot, the pids in
+    # its pid files may be other processes'. One such process stands for all of them.
+    pid_files = [*(state / "node" / "run").glob("*.pid"), *(state / "kwok" / "clusters").glob("*/pids/*.pid")]
+    assert {f.stem for f in pid_files} >= {"containerd", "kubelet", "etcd", "kube-apiserver"}, pid_files
+    for pid_file in pid_files:
+        kill(pid_file)
+    subprocess.run(["pkill", "-9", "-f", "--", f"-address {state}/node/run/containerd.sock"], check=False)
+    other = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        for pid_file in pid_files:
+            pid_file.write_text(str(other.pid))
+
+        up = sh("up")
+        assert up.returncode == 0, up.stderr[-3000:]
+        assert other.poll() is None, "up stopped a process that is not the rig's"
+        assert "creating it anew" not in up.stderr
+        assert kubectl(kubeconfig, "get", "node", "rig-node-1", "-o", "jsonpath={.metadata.uid}") == node_uid
+        for component in ("containerd", "kubelet"):
+            assert f"starting {component}" in up.stderr, up.stderr
+            pid = (state / "node" / "run" / f"{component}.pid").read_text().strip()
+            assert f"{state}/node/" in Path(f"/proc/{pid}/cmdline").read_text()
+
+        assert sh("down").returncode == 0
+        assert other.poll() is None, "down stopped a process that is not the rig's"
+        up = sh("up")
+        assert up.returncode == 0, up.stderr[-3000:]
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_test_session_makes_a_cluster_it_finds_dead_anew(cluster):
+    _sh, state, kubeconfig, env = cluster
+    # What a killed run left: a namespace whose objects would come back with a restart.
+    name = f"left-{uuid.uuid4().hex[:6]}"
+    kubectl(kubeconfig, "create", "namespace", name)
+    kill(state / "kwok" / "clusters" / "cti-misp-restart-test" / "pids" / "kube-apiserver.pid")
+
+    path, started = cluster_for_tests(env)
+    assert (path, started) == (kubeconfig, True)
+    assert f"namespace/{name}" not in kubectl(kubeconfig, "get", "namespaces", "-o", "name").split()
+    # One that answers is used as it is.
+    assert cluster_for_tests(env) == (kubeconfig, False)

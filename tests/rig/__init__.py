@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 RIG_DIR = Path(__file__).resolve().parent
@@ -38,3 +39,38 @@ def rig_image(name: str) -> str:
     """Digest-pinned reference of an image that images.sh built and pushed, e.g. ``rig_image("tools")``."""
     built = json.loads((RIG_CACHE / "images" / "images.json").read_text())
     return f"{built[name]['repository']}@{built[name]['digest']}"
+
+
+class RigError(RuntimeError):
+    """A rig script failed; the message holds the end of its output."""
+
+
+def cluster_sh(action: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs ``cluster.sh ACTION`` for the cluster that ``env`` (CTI_RIG_CLUSTER, CTI_RIG_STATE) names."""
+    return subprocess.run(
+        ["bash", str(RIG_DIR / "cluster.sh"), action],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def cluster_for_tests(env: dict[str, str] | None = None) -> tuple[str, bool]:
+    """The cluster of a test session, up: its kubeconfig path, and whether this call started it.
+
+    A cluster that answers is used as it is. One that does not is made anew rather than
+    restarted: a killed run's namespaces would come back with etcd's data, and what they hold
+    would still be served (a second Ingress for the host under test, say).
+    """
+    started = cluster_sh("status", env, timeout=60).returncode != 0
+    for action in ("down", "up") if started else ("up",):
+        done = cluster_sh(action, env, timeout=1800)
+        if done.returncode != 0:
+            raise RigError(f"tests/rig/cluster.sh {action} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    lines = done.stdout.strip().splitlines()
+    kubeconfig = lines[-1] if lines else ""
+    if not Path(kubeconfig).is_file():
+        raise RigError(f"tests/rig/cluster.sh printed no kubeconfig path:\n{done.stdout}{done.stderr}")
+    return kubeconfig, started

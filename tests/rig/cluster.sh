@@ -139,6 +139,19 @@ install_crds() {
   k wait --for=condition=Established crd --all --timeout=60s >/dev/null
 }
 
+# kwokctl takes a live process with the pid in a component's pid file for that component, and
+# stops it on delete; after a killed run (or a reboot) the pid may be another process's. Pid
+# files whose process does not name this cluster's directory (every component's binary is in
+# it) are forgotten first.
+forget_stale_pids() {
+  local f pid
+  for f in "$KWOK_WORKDIR/clusters/$NAME"/pids/*.pid; do
+    [[ -e $f ]] || continue
+    pid="$(cat "$f")"
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$KWOK_WORKDIR/clusters/$NAME/" || rm -f "$f"
+  done
+}
+
 # Starts whatever component of the existing cluster has stopped (kwokctl skips those that run),
 # keeping etcd's data and so every object and its UID. Fails when there is no cluster made from
 # the same configuration, or when its API does not come back.
@@ -153,6 +166,7 @@ restart() {
 up() {
   local config
   config="$(write_config)"
+  forget_stale_pids
   if restart "$config"; then
     install_crds
     bash "$RIG_DIR/node.sh" up
@@ -190,10 +204,11 @@ up() {
 }
 
 down() {
+  forget_stale_pids
   bash "$RIG_DIR/node.sh" down
   "$KWOKCTL" delete cluster --name "$NAME" --kubeconfig "$KUBECONFIG_PATH" >&2 || true
   # kwokctl stops what it started; make sure nothing of ours survives a half-started cluster.
-  pkill -f -- "$KWOK_WORKDIR/clusters/$NAME" 2>/dev/null || true
+  pkill -f -- "$KWOK_WORKDIR/clusters/$NAME/" 2>/dev/null || true
   rm -f "$KUBECONFIG_PATH" "$RIG_STATE/kwok.yaml.applied"
   log "cluster $NAME stopped"
 }

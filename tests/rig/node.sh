@@ -37,7 +37,14 @@ k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 # volume mounts from containerd.
 IN_NS=(nsenter --net="/run/netns/$RIG_NETNS")
 in_ns() { "${IN_NS[@]}" "$@"; }
-pid_of() { local f="$NODE_DIR/run/$1.pid"; [[ -s $f ]] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+# The pid in a component's pid file while that component runs. A killed run (or a reboot) leaves
+# its pid files, whose pids may since belong to other processes: one counts only while its
+# command line names this node's directory, as every component's does.
+pid_of() {
+  local pid
+  pid="$(cat "$NODE_DIR/run/$1.pid" 2>/dev/null)" && [[ -n $pid ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$NODE_DIR/" && echo "$pid"
+}
 
 # Starts one long-running component unless it runs; its output goes to log/<name>.log.
 start() {
@@ -251,7 +258,11 @@ up() {
   log "real node $NODE_NAME ready (namespace $RIG_NETNS, pods $RIG_POD_CIDR, Services $RIG_SERVICE_CIDR)"
 }
 
+# When this `up` started kubelet (epoch seconds): node_ready counts only a status it posted.
+KUBELET_SINCE=0
 start_kubelet() {
+  pid_of kubelet >/dev/null && return 0
+  KUBELET_SINCE="$(date +%s)"
   start kubelet "${IN_NS[@]}" "$RIG_BIN/kubelet-$K8S_VERSION" \
     --config "$NODE_DIR/kubelet.yaml" --kubeconfig "$NODE_DIR/kubelet.kubeconfig" \
     --root-dir "$NODE_DIR/kubelet" --cert-dir "$NODE_DIR/kubelet/pki" \
@@ -270,7 +281,11 @@ node_ready() {
     log "kubelet exited (log: $NODE_DIR/log/kubelet.log); starting it again" 2>&3
     start_kubelet 2>&3
   fi
-  k wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
+  k wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s || return 1
+  # The node keeps a killed kubelet's Ready for the controller manager's grace period (minutes).
+  local beat
+  beat="$(k get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}')"
+  (($(date -d "$beat" +%s) >= KUBELET_SINCE))
 }
 
 addons() {

@@ -116,7 +116,7 @@ class Peer:
             cwd=self.state_dir,
             start_new_session=True,
         )
-        (self.state_dir / "pid").write_text(str(self.proc.pid))
+        (self.state_dir / "pid").write_text(f"{self.proc.pid} {start_time(self.proc.pid)}")
         try:
             self.ready()
         except Exception as exc:
@@ -139,11 +139,27 @@ class Peer:
         self.stop()
 
 
+def start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks after boot: /proc/PID/stat's field 22), None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name in parentheses may hold spaces; the fields after it start at field 3.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
 def stop_pidfile(pidfile: Path, grace: float = 15.0) -> None:
     """Terminate the process group recorded in ``pidfile``, then kill it after ``grace``."""
     if not pidfile.exists():
         return
-    pid = int(pidfile.read_text())
+    pid, _, started = pidfile.read_text().partition(" ")
+    pid = int(pid)
+    now = start_time(pid)
+    if now is not None and now != started:
+        # A killed run's (or an earlier boot's) pid file: the pid is another process's now.
+        pidfile.unlink(missing_ok=True)
+        return
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
