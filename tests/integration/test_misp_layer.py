@@ -80,11 +80,11 @@ APPLYING_ROLES = (
     "misp_modules",
     "misp_backup",
 )
-# Module processes of the layer's re-run (k8s_apply, misp_settings and misp_worker_status run in
-# the controller): misp_common's read of the Secrets and misp_frontend's of its Service (4 while
-# misp_config's modules were processes, 18 when k8s_apply was one, 44 with a loop of
-# kubernetes.core.k8s).
-MISP_LAYER_MODULE_BUDGET = 2
+# Module processes of the layer's re-run: none, as k8s_apply, k8s_info, misp_settings and
+# misp_worker_status run in the controller (2 while misp_common's read of the Secrets and
+# misp_frontend's of its Service were kubernetes.core.k8s_info processes, 4 while misp_config's
+# modules were processes too, 18 when k8s_apply was one, 44 with a loop of kubernetes.core.k8s).
+MISP_LAYER_MODULE_BUDGET = 0
 
 
 def count_modules_env(path):

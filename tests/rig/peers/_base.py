@@ -153,10 +153,10 @@ def stop_pidfile(pidfile: Path, grace: float = 15.0) -> None:
     """Terminate the process group recorded in ``pidfile``, then kill it after ``grace``."""
     if not pidfile.exists():
         return
-    pid, _, started = pidfile.read_text().partition(" ")
-    pid = int(pid)
+    recorded = pidfile.read_text().split()
+    pid = int(recorded[0])
     now = start_time(pid)
-    if now is not None and now != started:
+    if now is not None and recorded[1:] != [now]:
         # A killed run's (or an earlier boot's) pid file: the pid is another process's now.
         pidfile.unlink(missing_ok=True)
         return
