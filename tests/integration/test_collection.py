@@ -13,7 +13,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
-MODULES = ("k8s_apply", "longhorn_volume", "misp_settings", "misp_worker_status")
+MODULES = ("k8s_apply", "k8s_info", "longhorn_volume", "misp_settings", "misp_worker_status")
 
 
 def run(*cmd: str, cwd: Path = REPO, env: dict | None = None) -> str:
