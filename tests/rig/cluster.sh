@@ -144,11 +144,10 @@ install_crds() {
 # files whose process does not name this cluster's directory (every component's binary is in
 # it) are forgotten first.
 forget_stale_pids() {
-  local f pid
+  local f
   for f in "$KWOK_WORKDIR/clusters/$NAME"/pids/*.pid; do
     [[ -e $f ]] || continue
-    pid="$(cat "$f")"
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$KWOK_WORKDIR/clusters/$NAME/" || rm -f "$f"
+    pid_from "$f" "$KWOK_WORKDIR/clusters/$NAME/" >/dev/null || rm -f "$f"
   done
 }
 

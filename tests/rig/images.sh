@@ -61,11 +61,7 @@ declare -A TAG=(
 registry_up() { curl -fs -o /dev/null --max-time 2 "http://$REGISTRY/v2/"; }
 
 # The pid in the pid file when it is still this cache's registry (not a reused pid).
-registry_pid() {
-  local pid
-  pid="$(cat "$REGISTRY_DIR/registry.pid" 2>/dev/null)" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "serve $REGISTRY_DIR/config.yml" && echo "$pid"
-}
+registry_pid() { pid_from "$REGISTRY_DIR/registry.pid" "serve $REGISTRY_DIR/config.yml"; }
 
 registry() {
   if registry_up; then log "registry: answering on $REGISTRY"; return 0; fi

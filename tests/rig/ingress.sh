@@ -22,11 +22,7 @@ k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 image() { jq -er --arg n "$1" '.[$n] | .repository + "@" + .digest' "$IMAGES_JSON"; }
 
-hc_pid() {
-  local pid
-  pid="$(cat "$HC_DIR/pid" 2>/dev/null)" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--kubeconfig $KUBECONFIG_PATH" && echo "$pid"
-}
+hc_pid() { pid_from "$HC_DIR/pid" "--kubeconfig $KUBECONFIG_PATH"; }
 
 # The stand-in chart with Traefik's CRDs (build.sh fetches them) in crds/, as a base64 .tgz.
 chart_content() {

@@ -17,6 +17,15 @@ mkdir -p "$RIG_CACHE" "$RIG_STATE" "$RIG_BIN"
 log() { printf '[rig %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# Prints the pid in pid file $1 while that process's command line holds $2. A killed run (or a
+# reboot) leaves pid files whose pids may since belong to other processes, which must be neither
+# taken for ours nor stopped.
+pid_from() {
+  local pid
+  pid="$(cat "$1" 2>/dev/null)" && [[ -n $pid ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2" && echo "$pid"
+}
+
 # Runs a command holding the cache lock NAME ($RIG_CACHE/locks/NAME, flock), so two set-ups at
 # once (the main job's and the tests') never build or fetch the same thing together; the second
 # waits and says for whom. The holder's pid is kept in the lock file for that message. Locks are

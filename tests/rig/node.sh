@@ -37,14 +37,8 @@ k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 # volume mounts from containerd.
 IN_NS=(nsenter --net="/run/netns/$RIG_NETNS")
 in_ns() { "${IN_NS[@]}" "$@"; }
-# The pid in a component's pid file while that component runs. A killed run (or a reboot) leaves
-# its pid files, whose pids may since belong to other processes: one counts only while its
-# command line names this node's directory, as every component's does.
-pid_of() {
-  local pid
-  pid="$(cat "$NODE_DIR/run/$1.pid" 2>/dev/null)" && [[ -n $pid ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$NODE_DIR/" && echo "$pid"
-}
+# The pid of a running component: every component's command line names the node's directory.
+pid_of() { pid_from "$NODE_DIR/run/$1.pid" "$NODE_DIR/"; }
 
 # Starts one long-running component unless it runs; its output goes to log/<name>.log.
 start() {
