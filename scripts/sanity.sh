@@ -47,7 +47,10 @@ mkdir -p "$dest"
 # profile refuses for yamllint): ansible-test does not see them.
 rm -rf "$dest"/tests/doubles/charts/*/templates
 # Dependencies whose doc fragments and module_utils the plugins use (validate-modules, import).
-cp -a "$REPO/.venv/lib/python3.11/site-packages/ansible_collections/kubernetes" "$layout/ansible_collections/"
+for dependency in kubernetes/core community/hashi_vault; do
+  mkdir -p "$layout/ansible_collections/$dependency"
+  cp -a "$REPO/.venv/lib/python3.11/site-packages/ansible_collections/$dependency/." "$layout/ansible_collections/$dependency/"
+done
 cd "$dest"
 git init -q && git add -A >/dev/null
 ansible-test sanity --venv --python 3.11 --requirements --color no "$@"

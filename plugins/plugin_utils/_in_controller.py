@@ -13,6 +13,7 @@ On any other connection the module runs on its host as usual.
 from __future__ import annotations
 
 import os
+import traceback
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -51,16 +52,23 @@ class ControllerModule:
     def run(self, entry_point):
         """The result of ``entry_point(self)``, with the arguments it ran with and every value
         never to show masked, as AnsibleModule returns a module's result."""
+        result = None
         try:
             entry_point(self)
         except _ModuleExit as done:
             result = done.result
-            if self.warnings:
-                result["warnings"] = self.warnings
-            # Shown with -vvv, the values never to show masked, as AnsibleModule returns them.
-            result.setdefault("invocation", {"module_args": self.params})
-            return remove_values(result, self.no_log_values)
-        raise RuntimeError(f"{entry_point.__module__} returned without exit_json or fail_json")
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # What a module process that raises ends with: a failed result, which failed_when and
+            # ignore_errors see (an exception out of the action plugin would end the task anyway).
+            message = f"{type(exc).__name__}: {to_native(exc)}"
+            result = {"failed": True, "msg": message, "exception": traceback.format_exc()}
+        if result is None:
+            raise RuntimeError(f"{entry_point.__module__} returned without exit_json or fail_json")
+        if self.warnings:
+            result["warnings"] = self.warnings
+        # Shown with -vvv, the values never to show masked, as AnsibleModule returns them.
+        result.setdefault("invocation", {"module_args": self.params})
+        return remove_values(result, self.no_log_values)
 
 
 class InControllerAction(ActionBase):

@@ -13,7 +13,15 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
-MODULES = ("k8s_apply", "k8s_info", "longhorn_volume", "misp_settings", "misp_worker_status")
+MODULES = (
+    "k8s_apply",
+    "k8s_info",
+    "longhorn_volume",
+    "misp_settings",
+    "misp_worker_status",
+    "vault_kv2_get",
+    "vault_read",
+)
 
 
 def run(*cmd: str, cwd: Path = REPO, env: dict | None = None) -> str:

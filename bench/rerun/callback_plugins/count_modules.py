@@ -28,12 +28,13 @@ requirements:
 """
 
 # Actions the controller carries out itself: they start no module process. The action plugins of
-# k8s_apply, k8s_info, misp_settings and misp_worker_status run them in the controller on a local
-# connection, which every Kubernetes and MISP play uses (test_k8s_apply, test_k8s_info,
-# test_misp_settings and test_misp_worker_status show it with a module interpreter that does not
-# exist).
+# k8s_apply, k8s_info, misp_settings, misp_worker_status, vault_read and vault_kv2_get run them in
+# the controller on a local connection, which every Kubernetes, MISP and Vault play uses
+# (test_k8s_apply, test_k8s_info, test_misp_settings, test_misp_worker_status and
+# test_vault_in_controller show it with a module interpreter that does not exist).
 CONTROLLER_ONLY = frozenset(
-    f"cti.misp_platform.{name}" for name in ("k8s_apply", "k8s_info", "misp_settings", "misp_worker_status")
+    f"cti.misp_platform.{name}"
+    for name in ("k8s_apply", "k8s_info", "misp_settings", "misp_worker_status", "vault_read", "vault_kv2_get")
 ) | frozenset(
     f"ansible.builtin.{name}"
     for name in (

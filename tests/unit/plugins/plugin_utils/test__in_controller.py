@@ -108,3 +108,17 @@ def test_an_entry_point_that_never_exits_is_a_bug_named_as_such():
     module = ControllerModule({}, check_mode=False, diff=False, no_log_values=set())
     with pytest.raises(RuntimeError, match="without exit_json or fail_json"):
         module.run(lambda module: None)
+
+
+def test_an_entry_point_that_raises_fails_as_a_module_process_would_with_values_masked():
+    # A module process that raises ends with a failed result, which failed_when and ignore_errors
+    # see; an exception out of the action plugin would end the task whatever they say.
+    def entry_point(module):
+        raise ConnectionError(f"cannot reach http://admin:{module.params['password']}@vault:8200")
+
+    module = ControllerModule({"password": "s3cret"}, check_mode=False, diff=False, no_log_values={"s3cret"})
+    result = module.run(entry_point)
+    assert result["failed"] is True
+    assert result["msg"] == "ConnectionError: cannot reach http://admin:********@vault:8200"
+    assert "s3cret" not in str(result)
+    assert "Traceback" in result["exception"]

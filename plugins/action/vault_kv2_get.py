@@ -1,0 +1,23 @@
+# Copyright: cti.misp_platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of cti.misp_platform.vault_kv2_get: community.hashi_vault.vault_kv2_get's own
+code, run in the controller on a local connection (plugin_utils/_vault_in_controller.py); that
+module on any other connection."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ansible_collections.community.hashi_vault.plugins.modules import vault_kv2_get
+
+from ansible_collections.cti.misp_platform.plugins.plugin_utils._vault_in_controller import VaultInControllerAction
+
+
+class ActionModule(VaultInControllerAction):
+    MODULE = "community.hashi_vault.vault_kv2_get"
+    CORE = vault_kv2_get
+    OPTIONS: ClassVar[dict] = {
+        "engine_mount_point": {"type": "str", "default": "secret"},
+        "path": {"type": "str", "required": True},
+        "version": {"type": "int"},
+    }
