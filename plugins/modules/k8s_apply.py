@@ -40,20 +40,13 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - cti.misp_platform.in_controller
 attributes:
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: The API server validates each change as a dry run and stores nothing.
-  action:
-    support: full
   diff_mode:
     support: full
-  platform:
-    platforms: posix
 options:
   definitions:
     description:

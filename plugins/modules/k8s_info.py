@@ -24,20 +24,8 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_wait_options
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
-attributes:
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  check_mode:
-    support: full
-    details: It only reads.
-  action:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - cti.misp_platform.in_controller
+  - cti.misp_platform.in_controller.read_only
 options:
   kind:
     description:
