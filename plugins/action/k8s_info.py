@@ -39,6 +39,7 @@ class _K8sModule(ControllerModule):
 
 class ActionModule(InControllerAction):
     MODULE = "kubernetes.core.k8s_info"
+    CONTROLLER_MODULE = _K8sModule
 
     def argument_spec(self):
         return k8s_info.argspec(), {}
@@ -53,10 +54,6 @@ class ActionModule(InControllerAction):
             # Found (files/ of the role or play) and decrypted as kubernetes.core's plugin does.
             CoreAction.get_kubeconfig(self, args["kubeconfig"], False, args)
         return args
-
-    def run_here(self, params, no_log_values):
-        module = _K8sModule(params, self._task.check_mode, self._task.diff, no_log_values)
-        return module.run(self.entry_point)
 
     def entry_point(self, module):
         try:

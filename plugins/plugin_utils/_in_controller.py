@@ -75,13 +75,15 @@ class InControllerAction(ActionBase):
     """Runs ``MODULE`` in the controller on a local connection, on its host otherwise.
 
     Subclasses name the module, its argument spec and checks (as AnsibleModule takes them) and
-    its entry point, which takes an AnsibleModule or a ControllerModule.
+    its entry point, which takes an AnsibleModule or a ``CONTROLLER_MODULE`` (a ControllerModule
+    with whatever else the entry point reads of its module).
     """
 
     _supports_check_mode = True
     _supports_async = False
 
     MODULE = ""
+    CONTROLLER_MODULE = ControllerModule
 
     def argument_spec(self):
         """(argument_spec, {required_together: ..., mutually_exclusive: ...}) of the module."""
@@ -100,7 +102,7 @@ class InControllerAction(ActionBase):
 
     def run_here(self, params, no_log_values):
         """The module's result, run in this process."""
-        module = ControllerModule(params, self._task.check_mode, self._task.diff, no_log_values)
+        module = self.CONTROLLER_MODULE(params, self._task.check_mode, self._task.diff, no_log_values)
         return module.run(self.entry_point)
 
     def run(self, tmp=None, task_vars=None):

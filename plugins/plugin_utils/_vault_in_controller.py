@@ -85,6 +85,7 @@ class VaultInControllerAction(InControllerAction):
     ``OPTIONS`` besides the connection and authentication ones) in the controller on a local
     connection with the hvac library, on its host otherwise."""
 
+    CONTROLLER_MODULE = _VaultModule
     CORE = None
     OPTIONS: ClassVar[dict] = {}
 
@@ -94,10 +95,6 @@ class VaultInControllerAction(InControllerAction):
     def in_controller(self):
         # Without the library the module reports it.
         return super().in_controller() and HAS_HVAC
-
-    def run_here(self, params, no_log_values):
-        module = _VaultModule(params, self._task.check_mode, self._task.diff, no_log_values)
-        return module.run(self.entry_point)
 
     def entry_point(self, module):
         self.CORE.HashiVaultModule = _Constructor(module, self.argument_spec()[0])
