@@ -27,7 +27,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Also runnable as a plain script: the rig's paths come from the repository.
 sys.path.insert(0, str(REPO))
 
+from bench._shared import median_sample, must, run
 from tests.rig import RIG_CACHE, rig_binary
 
 HERE = Path(__file__).resolve().parent
@@ -60,18 +60,15 @@ SERVER_ANNOTATIONS = re.compile(
     r"^(kubectl\.kubernetes\.io/last-applied-configuration|deployment\.kubernetes\.io/|pv\.kubernetes\.io/"
     r"|volume\.kubernetes\.io/|volume\.beta\.kubernetes\.io/|batch\.kubernetes\.io/|meta\.helm\.sh/)"
 )
+NOOP_PLAY = """\
+- name: One no-op task
+  hosts: controller
+  gather_facts: false
+  tasks:
+    - name: Nothing
+      ansible.builtin.meta: noop
+"""
 JOB_LABELS = ("controller-uid", "job-name", "batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name")
-
-
-def run(argv, env=None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False, **kwargs)
-
-
-def must(argv, env=None, **kwargs) -> str:
-    result = run(argv, env=env, **kwargs)
-    if result.returncode:
-        raise SystemExit(f"{' '.join(map(str, argv))} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return result.stdout
 
 
 def kubectl(*args, stdin=None) -> str:
@@ -336,14 +333,6 @@ def table(samples: list[dict], helm_s: float) -> str:
     return "\n".join(lines)
 
 
-def median_sample(samples: list[dict]) -> dict:
-    """The run of median wall time, with every wall time kept."""
-    ordered = sorted(samples, key=lambda s: s["wall_s"])
-    chosen = dict(ordered[len(ordered) // 2])
-    chosen["wall_s_all"] = [s["wall_s"] for s in samples]
-    return chosen
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--json", type=Path, help="where to write the results (default: bench/rerun/results/)")
@@ -374,15 +363,21 @@ def main() -> None:
         rate = background_rate(args.idle)
         print(f"[bench] idle cluster: {rate:.2f} API requests/s", file=sys.stderr)
 
-        def cheap(name, argv):
-            runs = [measure(name, argv, None, None, rate, logdir) for _repeat in range(args.repeat_cheap)]
+        def cheap(name, argv, env=None, counts=None):
+            runs = [measure(name, argv, env, counts, rate, logdir) for _repeat in range(args.repeat_cheap)]
             return median_sample(runs)
 
         helm_argv = [rig_binary("helm"), "--kubeconfig", KUBECONFIG, "upgrade", "--install", RELEASE, chart, "-n", COPY]
         kubectl_argv = [rig_binary("kubectl"), "--kubeconfig", KUBECONFIG, *KUBECTL_APPLY, "-f", manifest]
+        noop = Path(tmp) / "noop.yml"
+        noop.write_text(NOOP_PLAY)
         samples = [
             cheap("helm upgrade --install no-op", helm_argv),
             cheap("kubectl apply --server-side no-op", kubectl_argv),
+            # What any run pays before its first task: ansible-playbook's start, the inventory, and
+            # for misp.yml the parsing of its roles.
+            cheap("floor: ansible-playbook of one no-op task", [*playbook, noop], env, counts),
+            cheap("floor: misp.yml --list-tasks", [*playbook, "playbooks/misp.yml", "--list-tasks"], env, counts),
         ]
         for name, argv in (
             ("misp.yml second run", [*playbook, "playbooks/misp.yml"]),
