@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 from pathlib import Path
 
@@ -25,3 +26,18 @@ def median_sample(samples: list[dict]) -> dict:
     chosen = dict(ordered[len(ordered) // 2])
     chosen["wall_s_all"] = [s["wall_s"] for s in samples]
     return chosen
+
+
+def new_logdir(state: Path, name: str) -> tuple[datetime.datetime, Path]:
+    """When this run started, and a new directory for its outputs under ``state/name``."""
+    started = datetime.datetime.now(datetime.UTC)
+    logdir = state / name / started.strftime("%Y%m%dT%H%M%S")
+    logdir.mkdir(parents=True)
+    return started, logdir
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table: the first column left-aligned, the others right-aligned (numbers)."""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)

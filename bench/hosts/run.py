@@ -25,7 +25,6 @@ The scenario's hosts have fixed names: do not run it while the test suite runs m
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -38,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Also runnable as a plain script: the rig's paths come from the repository.
 sys.path.insert(0, str(REPO))
 
-from bench._shared import median_sample, must, run
+from bench._shared import markdown_table, median_sample, must, new_logdir, run
 from tests.rig import RIG_CACHE
 
 HERE = Path(__file__).resolve().parent
@@ -123,17 +122,26 @@ def measure(name: str, argv: list, env: dict[str, str], logdir: Path) -> dict:
 
 def table(samples: list[dict]) -> str:
     base = samples[0]["wall_s"]
-    lines = [
-        "| re-run of hosts.yml + cluster.yml | wall s | of defaults | module invocations | fact gatherings | changed |",
-        "|---|---:|---:|---:|---:|---:|",
+    header = [
+        "re-run of hosts.yml + cluster.yml",
+        "wall s",
+        "of defaults",
+        "module invocations",
+        "fact gatherings",
+        "changed",
     ]
-    for s in samples:
-        flag = "" if s["rc"] == 0 else f" (rc={s['rc']})"
-        lines.append(
-            f"| {s['name']}{flag} | {s['wall_s']:.1f} | {s['wall_s'] / base:.0%} | {s.get('module_invocations', '-')} "
-            f"| {s.get('fact_gatherings', '-')} | {s.get('changed', '-')} |"
-        )
-    return "\n".join(lines)
+    rows = [
+        [
+            s["name"] + ("" if s["rc"] == 0 else f" (rc={s['rc']})"),
+            f"{s['wall_s']:.1f}",
+            f"{s['wall_s'] / base:.0%}",
+            str(s.get("module_invocations", "-")),
+            str(s.get("fact_gatherings", "-")),
+            str(s.get("changed", "-")),
+        ]
+        for s in samples
+    ]
+    return markdown_table(header, rows)
 
 
 def main() -> None:
@@ -143,9 +151,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the hosts running afterwards")
     args = parser.parse_args()
 
-    started = datetime.datetime.now(datetime.UTC)
-    logdir = STATE / "bench-hosts" / started.strftime("%Y%m%dT%H%M%S")
-    logdir.mkdir(parents=True)
+    started, logdir = new_logdir(STATE, "bench-hosts")
     commit = must(["git", "rev-parse", "HEAD"]).strip()
     dirty = [line[3:] for line in must(["git", "status", "--porcelain"]).splitlines() if line[3:][:6] != "bench/"]
     env = base_env(STATE / "bench-hosts" / "molecule")

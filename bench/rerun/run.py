@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Also runnable as a plain script: the rig's paths come from the repository.
 sys.path.insert(0, str(REPO))
 
-from bench._shared import median_sample, must, run
+from bench._shared import markdown_table, median_sample, must, new_logdir, run
 from tests.rig import RIG_CACHE, rig_binary
 
 HERE = Path(__file__).resolve().parent
@@ -317,20 +317,20 @@ def versions() -> dict:
 
 
 def table(samples: list[dict], helm_s: float) -> str:
-    lines = [
-        "| run | wall s | x helm no-op | module invocations | API requests | changed | load 1/5/15 |",
-        "|---|---:|---:|---:|---:|---:|---|",
+    header = ["run", "wall s", "x helm no-op", "module invocations", "API requests", "changed", "load 1/5/15"]
+    rows = [
+        [
+            s["name"] + ("" if s["rc"] == 0 else f" (rc={s['rc']})"),
+            f"{s['wall_s']:.1f}",
+            f"{s['wall_s'] / helm_s:.1f}",
+            str(s.get("module_invocations", "-")),
+            str(s["api_requests"]),
+            str(s.get("changed", "-")),
+            "/".join(f"{x:.1f}" for x in s["load_before"]),
+        ]
+        for s in samples
     ]
-    for s in samples:
-        modules = s.get("module_invocations", "-")
-        changed = s.get("changed", "-")
-        load = "/".join(f"{x:.1f}" for x in s["load_before"])
-        flag = "" if s["rc"] == 0 else f" (rc={s['rc']})"
-        lines.append(
-            f"| {s['name']}{flag} | {s['wall_s']:.1f} | {s['wall_s'] / helm_s:.1f} | {modules} "
-            f"| {s['api_requests']} | {changed} | {load} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(header, rows)
 
 
 def main() -> None:
@@ -340,9 +340,7 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=30, help="seconds to measure the idle request rate")
     args = parser.parse_args()
 
-    started = datetime.datetime.now(datetime.UTC)
-    logdir = STATE / "bench-rerun" / started.strftime("%Y%m%dT%H%M%S")
-    logdir.mkdir(parents=True)
+    started, logdir = new_logdir(STATE, "bench-rerun")
     tree = tree_state()
     print(f"[bench] cluster {CLUSTER}, state {STATE}, commit {tree['commit'][:12]}, logs {logdir}", file=sys.stderr)
 
