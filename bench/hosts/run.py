@@ -14,10 +14,12 @@ For each: wall time, module invocations (bench/rerun's count_modules callback; l
 counted), fact gatherings, changed (an idempotent re-run must report 0). Prints a table, writes
 JSON (results/<date>-<commit>.json unless --json FILE), keeps each run's output under
 $CTI_RIG_STATE/bench-hosts/<date>/, and destroys the hosts unless --keep. Run from the
-repository root, with the rig's cluster up (the scenario registers its hosts there as kwok nodes):
+repository root, with the cluster of CTI_RIG_CLUSTER / CTI_RIG_STATE up (the scenario registers
+its hosts there as kwok nodes; the benchmark does not start it):
 
-    CTI_RIG_CLUSTER=cti-bench CTI_RIG_STATE=~/.cache/cti-misp-rig/state-bench \\
-        .venv/bin/python bench/hosts/run.py [--runs 2] [--keep]
+    export CTI_RIG_CLUSTER=cti-dev CTI_RIG_STATE=~/.cache/cti-misp-rig/state-dev
+    bash tests/rig/cluster.sh up
+    .venv/bin/python bench/hosts/run.py [--runs 2] [--keep]
 
 The scenario's hosts have fixed names: do not run it while the test suite runs molecule.
 """
@@ -96,6 +98,7 @@ def measure(name: str, argv: list, env: dict[str, str], logdir: Path) -> dict:
         "ANSIBLE_CALLBACK_PLUGINS": str(COUNTER),
         "ANSIBLE_CALLBACKS_ENABLED": "count_modules",
         "CTI_BENCH_COUNTS": str(counts),
+        # Plain logs: molecule's environment forces colour.
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
     }
