@@ -6,7 +6,8 @@ Each object goes through kubernetes.core's own perform_action, exactly as kubern
 with ``apply: true`` handles it (client-side apply, dry run in check mode, waiter, diff), so an
 object keeps the same field ownership and result whichever of the two applied it. What this adds:
 one Python process and one API client for all the objects of a role instead of one per loop item
-(about a second each), a diff per object under ``--diff``, and errors that name the object.
+(about a second each), one read of an object the apply leaves unchanged (_OneReadService), a diff
+per object under ``--diff``, and errors that name the object.
 The module and the action plugin (which applies in the controller's own process on a local
 connection) share apply_objects.
 """
@@ -16,6 +17,8 @@ from __future__ import annotations
 import time
 
 from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.kubernetes.core.plugins.module_utils.apply import apply_patch
+from ansible_collections.kubernetes.core.plugins.module_utils.exceptions import ApplyException
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import requires
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
@@ -162,6 +165,41 @@ class _AlwaysDiff:
 
     def __getattr__(self, name):
         return getattr(self._module, name)
+
+
+def merge_patched(target, patch):
+    """``target`` with the JSON merge patch ``patch`` applied (RFC 7386), as the API server applies
+    the patches of kubernetes.core's client-side apply."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patched(result.get(key), value)
+    return result
+
+
+class _OneReadService(K8sService):
+    """kubernetes.core's service, whose apply of an object that the patch would leave as it is
+    returns the object as perform_action read it. kubernetes.core's client reads it again (its
+    apply_object), then reads it a third time or sends the patch, which changes nothing: two of
+    every three requests of a re-run. Its own apply_patch makes the patch; anything the patch
+    would change, or that it cannot make, goes to kubernetes.core's apply."""
+
+    def apply(self, resource, definition, existing=None):
+        if existing and not self.module.params.get("server_side_apply") and not self._client_side_dry_run:
+            try:
+                actual, patch = apply_patch(existing.to_dict(), definition)
+            except ApplyException:
+                # kubernetes.core's apply reports it.
+                return super().apply(resource, definition, existing)
+            if merge_patched(actual, patch) == actual:
+                # No warnings: the read's response headers are gone (a deprecated API's warning
+                # shows when the object next changes).
+                return actual, []
+        return super().apply(resource, definition, existing)
 
 
 class ControllerRun:
@@ -325,7 +363,7 @@ def apply_objects(run, want_diff: bool) -> dict:
     check_prune(run.params)
     if not definitions and not run.params["prune"]:
         return {"changed": False, "objects": [], **({"diff": []} if want_diff else {})}
-    svc = K8sService(get_api_client(run), run)
+    svc = _OneReadService(get_api_client(run), run)
     return apply_all(svc, definitions, run.params, want_diff, stale_objects(svc, definitions, run.params))
 
 

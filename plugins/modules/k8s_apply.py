@@ -18,6 +18,8 @@ description:
   - All the objects go through one module run and one API client, where a
     M(kubernetes.core.k8s) loop starts a Python process per object; the roles of this collection
     apply each role's objects with one task for that reason.
+  - An object the apply would leave as it is is read once and not written; M(kubernetes.core.k8s)
+    reads it twice more, or sends a patch that changes nothing. Both decide with the same patch.
   - On a C(local) connection the objects are applied in the controller's own process (the action
     plugin), which has the Kubernetes client imported already, instead of a new Python process
     for the module; it reads the task's C(environment) (E(K8S_AUTH_KUBECONFIG)...) as the module

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from kubernetes import client
+from kubernetes.client import rest
 
+from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_apply import (
+    K8S_APPLY_ARGSPEC,
+    ControllerRun,
+    apply_objects,
+)
+from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_args import k8s_argspec
 from tests.integration._helpers import temporary_namespace
 
 pytestmark = pytest.mark.rig
@@ -77,6 +86,43 @@ def test_applies_the_list_in_one_run_then_is_idempotent_like_kubernetes_core(app
     assert [o["changed"] for o in result["objects"]] == [False, False, False]
     # kubernetes.core.k8s apply over what k8s_apply applied changes nothing: same ownership.
     assert [r["changed"] for r in core["results"]] == [False, False, False]
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check"])
+def test_an_unchanged_object_is_read_once_and_not_written(k8s_cluster, ns, monkeypatch, check_mode):
+    """A re-run's requests: one read per object (kubernetes.core's apply reads each three times)."""
+    validated = ArgumentSpecValidator(k8s_argspec(K8S_APPLY_ARGSPEC)).validate(
+        {"definitions": objects(ns), "namespace": ns, "kubeconfig": k8s_cluster["kubeconfig"]}
+    )
+    assert not validated.error_messages
+
+    warnings = []
+
+    def run(check):
+        return apply_objects(
+            ControllerRun(dict(validated.validated_parameters), check, warnings.append), want_diff=True
+        )
+
+    assert run(False)["changed"] is True
+    requests = []
+    send = rest.RESTClientObject.request
+
+    def counted(self, method, url, *args, **kwargs):
+        requests.append((method, urlsplit(url).path))
+        return send(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(rest.RESTClientObject, "request", counted)
+    outcome = run(check_mode)
+    assert outcome["changed"] is False
+    assert outcome["diff"] == []
+    paths = [
+        f"/api/v1/namespaces/{ns}/serviceaccounts/web",
+        f"/api/v1/namespaces/{ns}/configmaps/web",
+        f"/apis/apps/v1/namespaces/{ns}/deployments/web",
+    ]
+    # Discovery (/api, /apis) is not the objects'.
+    assert [request for request in requests if request[1] in paths] == [("GET", path) for path in paths]
+    assert warnings == []
 
 
 def test_check_mode_changes_nothing_and_diff_names_each_changed_object(apply, api, ns):

@@ -308,3 +308,106 @@ def test_a_waited_deployment_is_read_until_rolled_out(monkeypatch):
     waited = {"state": "present", "wait": True, "wait_timeout": 60, "wait_sleep": 1}
     _k8s_apply.apply_all(Service(), [web], waited, want_diff=False)
     assert next(reads, None) is None
+
+
+# RFC 7386, Appendix A: target, patch, result.
+@pytest.mark.parametrize(
+    ("target", "patch", "result"),
+    [
+        ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+        ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+        ({"a": "b"}, {"a": None}, {}),
+        ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+        ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+        ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+        ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+        ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+        (["a", "b"], ["c", "d"], ["c", "d"]),
+        ({"a": "b"}, ["c"], ["c"]),
+        ({"a": "foo"}, None, None),
+        ({"a": "foo"}, "bar", "bar"),
+        ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+        ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+        ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+    ],
+)
+def test_a_merge_patch_applies_as_rfc_7386_says(target, patch, result):
+    assert _k8s_apply.merge_patched(target, patch) == result
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def last_applied(definition):
+    """The annotation as kubernetes.core's apply writes it."""
+    return {LAST_APPLIED: json.dumps(definition, separators=(",", ":"), sort_keys=True)}
+
+
+def live_config_map(data, applied_data):
+    applied = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "misp"}}
+    applied["data"] = applied_data
+    metadata = dict(applied["metadata"], resourceVersion="7", annotations=last_applied(applied))
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+
+
+class Existing:
+    def __init__(self, body):
+        self.body = body
+
+    def to_dict(self):
+        return json.loads(json.dumps(self.body))
+
+
+def one_read_service(monkeypatch, check_mode=False, server_dry_run=True, **params):
+    """A _OneReadService whose fallback, kubernetes.core's own apply, records its calls."""
+    calls = []
+    monkeypatch.setattr(
+        _k8s_apply.K8sService, "apply", lambda self, resource, definition, existing=None: calls.append(definition)
+    )
+    module = type("Module", (), {"params": params, "check_mode": check_mode})()
+    client = type("Client", (), {"dry_run": server_dry_run})()
+    return _k8s_apply._OneReadService(client, module), calls
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_an_apply_that_would_change_nothing_returns_the_object_read(monkeypatch, check_mode):
+    svc, calls = one_read_service(monkeypatch, check_mode=check_mode)
+    live = live_config_map({"k": "v"}, {"k": "v"})
+    definition = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "misp"}}
+    assert svc.apply("configmaps", dict(definition, data={"k": "v"}), Existing(live)) == (live, [])
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("live", "data", "options"),
+    [
+        # A changed value, a key given up since the last apply, one added: the patch changes them.
+        (live_config_map({"k": "v"}, {"k": "v"}), {"k": "w"}, {}),
+        (live_config_map({"k": "v", "old": "x"}, {"k": "v", "old": "x"}), {"k": "v"}, {}),
+        (live_config_map({"k": "v"}, {"k": "v"}), {"k": "v", "new": "y"}, {}),
+        # Someone else changed a value this apply sets.
+        (live_config_map({"k": "changed"}, {"k": "v"}), {"k": "v"}, {}),
+        # Not applied by this client before: the whole definition goes with the annotation.
+        ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}, {"k": "v"}, {}),
+        # Server-side apply, and a server without dry run in check mode, are kubernetes.core's.
+        (live_config_map({"k": "v"}, {"k": "v"}), {"k": "v"}, {"server_side_apply": {"field_manager": "x"}}),
+        (live_config_map({"k": "v"}, {"k": "v"}), {"k": "v"}, {"check_mode": True, "server_dry_run": False}),
+    ],
+)
+def test_any_other_apply_is_kubernetes_cores(monkeypatch, live, data, options):
+    svc, calls = one_read_service(monkeypatch, **options)
+    definition = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "misp"}, "data": data}
+    svc.apply("configmaps", definition, Existing(live))
+    assert calls == [definition]
+
+
+def test_a_missing_object_and_an_unmergeable_list_are_kubernetes_cores(monkeypatch):
+    svc, calls = one_read_service(monkeypatch)
+    definition = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "misp"}}
+    svc.apply("configmaps", definition, None)
+    # A container without its merge key (name): kubernetes.core's apply_patch refuses it.
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"image": "x"}]}}
+    applied = dict(pod, spec={"containers": [{"name": "c", "image": "x"}]})
+    live = dict(applied, metadata={"name": "p", "annotations": last_applied(applied)})
+    svc.apply("pods", pod, Existing(live))
+    assert calls == [definition, pod]
