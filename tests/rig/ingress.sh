@@ -60,23 +60,38 @@ spec:
 YAML
 }
 
+# Starts helm-controller unless it runs; waits until its HelmChart controller has started (in the
+# part of the log this start wrote). Fails when the process exits first, printing that part.
+start_helm_controller() {
+  local log="$HC_DIR/helm-controller.log" from
+  hc_pid >/dev/null && return 0
+  from=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
+  log "starting helm-controller $HELM_CONTROLLER_VERSION (log $log)"
+  spawn "$log" "$HC_BIN" --kubeconfig "$KUBECONFIG_PATH" --namespace kube-system \
+    --default-job-image "$(image klipper-helm)" \
+    --job-tolerations "[{\"key\": \"$REAL_KEY\", \"operator\": \"Exists\", \"effect\": \"NoSchedule\"}]"
+  echo "$SPAWNED_PID" >"$HC_DIR/pid"
+  # helm-controller installs its own CRDs (over the rig's stand-in schemas) before it works.
+  for _ in {1..60}; do
+    tail -c "+$from" "$log" | grep -q "Starting helm.cattle.io/v1, Kind=HelmChart controller" && return 0
+    hc_pid >/dev/null || { tail -c "+$from" "$log" | tail -n 20 >&2; return 1; }
+    sleep 1
+  done
+  die "helm-controller did not start its HelmChart controller in 60 s; see $log"
+}
+
 up() {
   [[ -x $HC_BIN && -x "$RIG_BIN/traefik-$TRAEFIK_VERSION/traefik" && -f "$RIG_BIN/traefik-crds-$TRAEFIK_CRD_VERSION.yaml" ]] ||
     bash "$RIG_DIR/build.sh" helm-controller traefik helm
   bash "$RIG_DIR/images.sh" build traefik klipper-helm >&2
   mkdir -p "$HC_DIR"
-  if ! hc_pid >/dev/null; then
-    log "starting helm-controller $HELM_CONTROLLER_VERSION (log $HC_DIR/helm-controller.log)"
-    spawn "$HC_DIR/helm-controller.log" "$HC_BIN" --kubeconfig "$KUBECONFIG_PATH" --namespace kube-system \
-      --default-job-image "$(image klipper-helm)" \
-      --job-tolerations "[{\"key\": \"$REAL_KEY\", \"operator\": \"Exists\", \"effect\": \"NoSchedule\"}]"
-    echo "$SPAWNED_PID" >"$HC_DIR/pid"
-  fi
-  # helm-controller installs its own CRDs (over the rig's stand-in schemas) before it works.
-  for _ in {1..60}; do
-    grep -q "Starting helm.cattle.io/v1, Kind=HelmChart controller" "$HC_DIR/helm-controller.log" 2>/dev/null && break
-    hc_pid >/dev/null || { tail -n 20 "$HC_DIR/helm-controller.log" >&2; die "helm-controller exited"; }
-    sleep 1
+  local attempt
+  for attempt in 1 2 3; do
+    start_helm_controller && break
+    # Seen on a fresh machine, twice, each time while another test's cluster was being taken
+    # down: a SIGTERM from outside within a second of the start (the sender is not known yet).
+    ((attempt < 3)) || die "helm-controller exited during its start, three times"
+    log "helm-controller exited during its start (attempt $attempt); starting it again"
   done
   helmchart | k apply --server-side --force-conflicts -f - >/dev/null
   log "HelmChart kube-system/rke2-traefik applied"

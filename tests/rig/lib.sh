@@ -23,7 +23,7 @@ die() { log "ERROR: $*"; exit 1; }
 pid_from() {
   local pid
   pid="$(cat "$1" 2>/dev/null)" && [[ -n $pid ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2" && echo "$pid"
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$2" && echo "$pid"
 }
 
 # Runs a command holding the cache lock NAME ($RIG_CACHE/locks/NAME, flock), so two set-ups at
