@@ -26,6 +26,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -313,6 +314,14 @@ def test_misp_config_settings_are_served_from_the_database(layer):
     assert stored.get("Security.password_policy_length") == "16", stored
 
 
+def _redacted_written(result):
+    """What misp_config's report lists as the redacted settings written, e.g. "[]" (the output masks
+    the parts of their names that equal a secret, such as the supervisor's user name)."""
+    found = re.findall(r"redacted written: (\[[^\]]*\])", result.stdout)
+    assert len(found) == 1, result.stdout[-6000:]
+    return found[0]
+
+
 def test_second_run_and_a_run_after_a_pod_is_deleted_change_nothing(run_playbook, layer, tmp_path):
     counts = tmp_path / "counts.jsonl"
     second = converge(run_playbook, layer, env=count_modules_env(counts))
@@ -326,11 +335,14 @@ def test_second_run_and_a_run_after_a_pod_is_deleted_change_nothing(run_playbook
         ran = report["per_role"][f"cti.misp_platform.{role}"]
         # The second of misp_database and misp_redis: the Secret of the servers' passwords, under
         # no_log; misp_common's: removing the extra CA ConfigMap, none being configured.
-        second = role in ("misp_database", "misp_redis", "misp_common")
-        assert ran.get("cti.misp_platform.k8s_apply") == 1 + second, (role, ran)
+        twice = role in ("misp_database", "misp_redis", "misp_common")
+        assert ran.get("cti.misp_platform.k8s_apply") == 1 + twice, (role, ran)
         assert ran.get("kubernetes.core.k8s", 0) == 0, (role, ran)
     invocations = report["module_invocations_per_play"]["MISP on the cluster"]
     assert invocations <= MISP_LAYER_MODULE_BUDGET, report["per_play"]["MISP on the cluster"]
+    # The passwords went to MISP once, in the first run; unchanged since, they are not sent again.
+    assert _redacted_written(layer.runs[0][0]).count("_password") == 3, layer.runs[0][0].stdout[-6000:]
+    assert _redacted_written(second) == "[]", second.stdout[-6000:]
     worker = layer.pods("workers")[0].metadata.name
     layer.core.delete_namespaced_pod(worker, layer.namespace)
     third = converge(run_playbook, layer)
@@ -339,6 +351,31 @@ def test_second_run_and_a_run_after_a_pod_is_deleted_change_nothing(run_playbook
     assert third.changed == 0, changed
     replaced = layer.pods("workers")
     assert replaced and replaced[0].metadata.name != worker and _ready(replaced[0])
+
+
+def test_redacted_settings_are_written_again_once_their_record_is_gone(run_playbook, layer):
+    """What a restore leaves: the database holds other passwords and the record of the last write is
+    gone (misp_restore removes it). The next run writes the passwords and records them; the run
+    after that sends none."""
+    names = ("SimpleBackgroundJobs.supervisor_password", "SimpleBackgroundJobs.redis_password", "MISP.redis_password")
+    listed = ", ".join(f"'{name}'" for name in names)
+    query = f"SELECT setting, value FROM system_settings WHERE setting IN ({listed})"  # noqa: S608
+    written = dict(line.split("\t", 1) for line in _sql(layer, query))
+    assert sorted(written) == sorted(names), written
+    # Other passwords (values are stored as JSON), as a backup made before a rotation holds.
+    _sql(layer, f"UPDATE system_settings SET value = '\"stale\"' WHERE setting IN ({listed})")  # noqa: S608
+    record = layer.core.read_namespaced_config_map("misp-redacted-settings", layer.namespace)
+    layer.core.delete_namespaced_config_map("misp-redacted-settings", layer.namespace)
+    again = converge(run_playbook, layer)
+    assert again.rc == 0, again.stdout[-6000:]
+    assert _redacted_written(again).count("_password") == 3, again.stdout[-6000:]
+    assert dict(line.split("\t", 1) for line in _sql(layer, query)) == written
+    # The same passwords: the same fingerprint, recorded again.
+    assert layer.core.read_namespaced_config_map("misp-redacted-settings", layer.namespace).data == record.data
+    assert again.changed == 1, again.stdout[-6000:]
+    after = converge(run_playbook, layer)
+    assert after.rc == 0 and after.changed == 0, after.stdout[-6000:]
+    assert _redacted_written(after) == "[]", after.stdout[-6000:]
 
 
 def test_a_session_from_one_frontend_is_valid_on_the_other(layer):
@@ -744,9 +781,15 @@ def test_the_backup_cronjobs_pod_dumps_to_the_pvc_and_the_restore_brings_back_ev
     _sql(layer, "DELETE FROM users")
     (files / "restore-marker").unlink()
     assert "attributes" not in _checksums(layer)
+    assert layer.core.read_namespaced_config_map("misp-redacted-settings", ns).data["fingerprint"]
     restore = run_playbook(RESTORE, {**layer.extravars, "misp_restore_backup_name": saved.name}, env=layer.env)
     assert restore.rc == 0, restore.stdout[-6000:]
     assert _checksums(layer) == before
+    # The database holds the passwords of the backup's day: the record of the last write is gone,
+    # so that the next run writes the current ones.
+    with pytest.raises(client.ApiException) as gone:
+        layer.core.read_namespaced_config_map("misp-redacted-settings", ns)
+    assert gone.value.status == 404
     assert (files / "restore-marker").read_text() == marker
     # MISP is back: the writers at their replicas, Ready, and no CronJob left suspended by the restore.
     wait_until(lambda: len([p for p in layer.pods("frontend") if _ready(p)]) >= 2, 300, "frontends back", interval=5)
