@@ -193,12 +193,12 @@ class _OneReadService(K8sService):
             try:
                 actual, patch = apply_patch(existing.to_dict(), definition)
             except ApplyException:
-                # kubernetes.core's apply reports it.
-                return super().apply(resource, definition, existing)
-            if merge_patched(actual, patch) == actual:
-                # No warnings: the read's response headers are gone (a deprecated API's warning
-                # shows when the object next changes).
-                return actual, []
+                pass  # kubernetes.core's apply reports it.
+            else:
+                if merge_patched(actual, patch) == actual:
+                    # No warnings: the read's response headers are gone (a deprecated API's warning
+                    # shows when the object next changes).
+                    return actual, []
         return super().apply(resource, definition, existing)
 
 
