@@ -46,6 +46,7 @@ K8S_APPLY_ARGSPEC = {
     "wait": {"type": "bool", "default": False},
     "wait_timeout": {"type": "int", "default": 120},
     "wait_sleep": {"type": "int", "default": 5},
+    "absent": {"type": "list", "elements": "raw", "default": []},
     "prune": {
         "type": "list",
         "elements": "dict",
@@ -108,27 +109,27 @@ def object_label(definition: dict) -> str:
     return f"{definition.get('kind') or '<no kind>'} {namespace + '/' if namespace else ''}{name}"
 
 
-def load_definitions(params: dict) -> list[dict]:
-    """Every object of ``definitions`` (dicts, or YAML texts of one or more documents; empty
+def load_definitions(params: dict, key: str = "definitions") -> list[dict]:
+    """Every object of ``params[key]`` (dicts, or YAML texts of one or more documents; empty
     documents dropped, ``*List`` kinds flattened), with ``namespace`` where an object names none.
     Refuses, naming it, any entry that is not an object with kind, apiVersion and name."""
-    for index, entry in enumerate(params["definitions"]):
+    for index, entry in enumerate(params[key]):
         if not isinstance(entry, (dict, str)):
-            raise K8sApplyError(f"definitions[{index}] is a {type(entry).__name__}, not an object or YAML text", [])
+            raise K8sApplyError(f"{key}[{index}] is a {type(entry).__name__}, not an object or YAML text", [])
     try:
         documents = [
             document
-            for entry in params["definitions"]
+            for entry in params[key]
             # str(): libyaml takes only plain strings, not Ansible's str subclasses.
             for document in (yaml.load_all(str(entry), Loader=_SafeLoader) if isinstance(entry, str) else [entry])
             if document
         ]
     except Exception as exc:
         # Any YAML error, reported as the input error it is.
-        raise K8sApplyError(f"definitions could not be read: {to_native(exc)}", []) from exc
+        raise K8sApplyError(f"{key} could not be read: {to_native(exc)}", []) from exc
     for document in documents:
         if not isinstance(document, dict):
-            raise K8sApplyError(f"definitions holds {document!r}, which is not an object", [])
+            raise K8sApplyError(f"{key} holds {document!r}, which is not an object", [])
     if not documents:
         return []
     definitions = create_definitions({**params, "resource_definition": documents})
@@ -260,6 +261,17 @@ def diff_entry(definition: dict, result: dict) -> dict | None:
     }
 
 
+def check_absent(definitions: list[dict], absent: list[dict], params: dict) -> None:
+    """Refuses, naming it, an O(absent) that contradicts the task: with state=absent, or holding an
+    object that O(definitions) applies."""
+    if absent and params["state"] != "present":
+        raise K8sApplyError("absent goes with state=present", [])
+    applied = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in definitions}
+    for definition in absent:
+        if (definition["kind"], definition["metadata"].get("namespace"), definition["metadata"]["name"]) in applied:
+            raise K8sApplyError(f"{object_label(definition)} is both in definitions and in absent", [])
+
+
 def check_prune(params: dict) -> None:
     """Refuses, naming it, a prune entry that could delete what it should not: one without a
     namespace to search, with state=absent, or with no label selector (every object of its kind)."""
@@ -360,11 +372,13 @@ def apply_objects(run, want_diff: bool) -> dict:
     ``run`` is the module (seen through _AlwaysDiff) or a ControllerRun."""
     run.params.update(_K8S_FIXED_PARAMS)
     definitions = load_definitions(run.params)
+    absent = load_definitions(run.params, "absent")
+    check_absent(definitions, absent, run.params)
     check_prune(run.params)
-    if not definitions and not run.params["prune"]:
+    if not definitions and not absent and not run.params["prune"]:
         return {"changed": False, "objects": [], **({"diff": []} if want_diff else {})}
     svc = _OneReadService(get_api_client(run), run)
-    return apply_all(svc, definitions, run.params, want_diff, stale_objects(svc, definitions, run.params))
+    return apply_all(svc, definitions, run.params, want_diff, absent + stale_objects(svc, definitions, run.params))
 
 
 def run_module(module) -> None:

@@ -103,6 +103,17 @@ options:
       - Seconds between two checks while waiting.
     type: int
     default: 5
+  absent:
+    description:
+      - Objects to delete after applying O(definitions), as O(state=absent) deletes them (dry run in
+        check mode, a diff per object): those a role renders only under settings it no longer has,
+        an autoscaler turned off for instance. Each is an object or a YAML text, like an entry of
+        O(definitions); C(apiVersion), C(kind) and C(metadata.name) are enough, and O(namespace)
+        is added where it names none. One that does not exist changes nothing.
+      - Needs O(state=present); an object that O(definitions) also holds is refused.
+    type: list
+    elements: raw
+    default: []
   prune:
     description:
       - After applying, deletes the objects of each entry's kind in its namespace that carry all of
@@ -157,6 +168,14 @@ EXAMPLES = r"""
         kind: CronJob
         label_selectors: [app.kubernetes.io/part-of=misp, app.kubernetes.io/component=cron]
 
+- name: Apply the frontend objects, and delete the autoscaler when autoscaling is off
+  cti.misp_platform.k8s_apply:
+    namespace: misp
+    definitions: "{{ query('ansible.builtin.template', 'deployment.yaml.j2', 'service.yaml.j2') }}"
+    absent: >-
+      {{ [] if autoscaling else
+         [{'apiVersion': 'autoscaling/v2', 'kind': 'HorizontalPodAutoscaler', 'metadata': {'name': 'misp-frontend'}}] }}
+
 - name: Remove a NetworkPolicy and a ConfigMap
   cti.misp_platform.k8s_apply:
     state: absent
@@ -167,7 +186,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 objects:
-  description: One entry per object handled, in order, the pruned ones last (on failure, those before the failed one).
+  description:
+    - One entry per object handled, in order, those of O(absent) then the pruned ones last (on
+      failure, those before the failed one).
   returned: always
   type: list
   elements: dict

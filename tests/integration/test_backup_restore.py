@@ -211,6 +211,32 @@ def scripts(run_playbook, tmp_path_factory):
     return out
 
 
+def test_bad_settings_are_named_at_once_before_anything_is_rendered(run_playbook, tmp_path):
+    secret = "never-shown-7f3a"
+    extravars = {
+        "br_render_dir": str(tmp_path),
+        "misp_backup_schedule": "@daily",
+        "misp_backup_keep": 0,
+        "misp_backup_target": "s3",
+        "misp_backup_s3_endpoint": "https://s3.example.org",
+        "misp_backup_s3_bucket": "Bad_Bucket",
+        "misp_backup_s3_credentials": {"access_key_id": "AKIA", "secret": secret},
+    }
+    result = run_playbook(TARGET / "render.yml", extravars)
+    assert result.rc != 0
+    text = " ".join((result.stdout + result.stderr).split())
+    for expected in (
+        'misp_backup_schedule must be five cron fields, got "@daily"',
+        "misp_backup_keep must be a number of at least 1, got 0",
+        'misp_backup_s3_bucket must be an S3 bucket name with misp_backup_target s3, got "Bad_Bucket"',
+        "misp_backup_s3_credentials must be empty or hold access_key_id and secret_access_key,"
+        ' got keys ["access_key_id", "secret"]',
+    ):
+        assert expected in text, text[-3000:]
+    assert secret not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
 def db(mariadb):
     conn = pymysql.connect(

@@ -240,6 +240,39 @@ def test_prune_deletes_only_the_labelled_objects_no_longer_given(apply, api, ns)
     assert again["changed"] is False
 
 
+def test_absent_deletes_the_objects_a_task_no_longer_renders(apply, api, ns):
+    given = [labelled("kept", None), labelled("turned-off", None)]
+    assert apply({"definitions": given, "namespace": ns})[0].rc == 0
+    # As a role passes them: only the name, the namespace from the task; one that never existed.
+    absent = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "turned-off"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "never-made"}},
+    ]
+    args = {"definitions": given[:1], "namespace": ns, "absent": absent}
+
+    played, result, _core = apply(args, check=True, diff=True)
+    assert played.rc == 0, played.stdout[-3000:]
+    assert [(o["name"], o["changed"]) for o in result["objects"]] == [
+        ("kept", False),
+        ("turned-off", True),
+        ("never-made", False),
+    ]
+    assert f"+++ after: ConfigMap {ns}/turned-off (deleted)" in played.stdout
+    assert config_map_names(api, ns) == {"kept", "turned-off"}
+
+    played, result, _core = apply(args)
+    assert played.rc == 0, played.stdout[-3000:]
+    assert result["changed"] is True
+    assert config_map_names(api, ns) == {"kept"}
+    assert apply(args)[1]["changed"] is False
+
+    # Both applied and deleted: refused before any change.
+    played, result, _core = apply({"definitions": given, "namespace": ns, "absent": absent[:1]})
+    assert played.rc != 0
+    assert f"ConfigMap {ns}/turned-off is both in definitions and in absent" in result["msg"]
+    assert config_map_names(api, ns) == {"kept"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -296,6 +296,23 @@ BAD = [
         "ConfigMap no-such-ca not found",
     ),
     ("password-in-url", {"misp_secrets": secrets_of("p@ss/word")}, "holds a character that HTTP_PROXY cannot carry"),
+    (
+        "base-url",
+        {"misp_base_url": "https://misp.outbound.test/"},
+        "misp_base_url (misp_common_base_url) must be the public URL of MISP without a trailing slash"
+        ' (e.g. https://misp.example.org), got "https://misp.outbound.test/"',
+    ),
+    (
+        "image",
+        {"misp_image": {"repository": "misp-core", "tag": ""}},
+        'misp_image (misp_common_image) needs repository and a tag or digest, got {"repository": "misp-core"',
+    ),
+    # misp_common checks the shared values, OIDC, e-mail, proxy and PEM strings in one task.
+    (
+        "every-problem-at-once",
+        {"misp_base_url": "misp.outbound.test", "misp_common_proxy": {"host": "proxy.corp.test"}},
+        'got "misp.outbound.test"; misp_common_proxy.port is required with host "proxy.corp.test"',
+    ),
 ]
 
 

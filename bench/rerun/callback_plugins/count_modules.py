@@ -72,6 +72,8 @@ class CallbackModule(CallbackBase):
         self._changed_tasks = []
         # play name -> changed results
         self._changed_per_play = Counter()
+        # play name -> task results of any outcome, skipped included (each is a forked worker)
+        self._tasks_per_play = Counter()
         self._play = ""
         # [{"name", "start", "end"}], epoch seconds
         self._plays = []
@@ -95,6 +97,7 @@ class CallbackModule(CallbackBase):
         # literal name is used there.
         action = task.action if outcome == "skipped" else (task.resolved_action or task.action)
         self._outcomes[outcome][action] += 1
+        self._tasks_per_play[self._play] += 1
         if outcome == "skipped":
             return
         self._per_play[self._play][action] += 1
@@ -154,6 +157,7 @@ class CallbackModule(CallbackBase):
             "per_role": {role: dict(counts) for role, counts in self._per_role.items()},
             "changed_tasks": self._changed_tasks,
             "changed_per_play": dict(self._changed_per_play),
+            "tasks_per_play": dict(self._tasks_per_play),
             "recap": recap,
             "playbook": self._playbook,
             "plays": self._plays,

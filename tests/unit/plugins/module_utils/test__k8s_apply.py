@@ -411,3 +411,30 @@ def test_a_missing_object_and_an_unmergeable_list_are_kubernetes_cores(monkeypat
     live = dict(applied, metadata={"name": "p", "annotations": last_applied(applied)})
     svc.apply("pods", pod, Existing(live))
     assert calls == [definition, pod]
+
+
+def test_absent_objects_are_read_like_definitions_and_named_as_absent():
+    text = "kind: ConfigMap\napiVersion: v1\nmetadata: {name: old}"
+    absent = _k8s_apply.load_definitions(params([], absent=[text]), "absent")
+    assert absent == [{"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "old", "namespace": "misp"}}]
+    with pytest.raises(_k8s_apply.K8sApplyError, match=re.escape("absent[0] is a int, not an object or YAML text")):
+        _k8s_apply.load_definitions(params([], absent=[3]), "absent")
+    with pytest.raises(_k8s_apply.K8sApplyError, match=re.escape("ConfigMap misp/<no name> has no metadata.name")):
+        _k8s_apply.load_definitions(params([], absent=[{"apiVersion": "v1", "kind": "ConfigMap"}]), "absent")
+
+
+@pytest.mark.parametrize(
+    ("given", "absent", "state", "message"),
+    [
+        ([], [CM], "absent", "absent goes with state=present"),
+        ([CM], [{**CM, "data": {}}], "present", "ConfigMap misp/a is both in definitions and in absent"),
+    ],
+)
+def test_an_absent_that_contradicts_the_task_is_refused(given, absent, state, message):
+    task = params(given, absent=absent, state=state)
+    definitions = _k8s_apply.load_definitions(task)
+    with pytest.raises(_k8s_apply.K8sApplyError, match=re.escape(message)):
+        _k8s_apply.check_absent(definitions, _k8s_apply.load_definitions(task, "absent"), task)
+    # Another object, or another namespace, is no contradiction.
+    other = {**CM, "metadata": {"name": "a", "namespace": "other"}}
+    _k8s_apply.check_absent(definitions, _k8s_apply.load_definitions(params([], absent=[other]), "absent"), params([]))
