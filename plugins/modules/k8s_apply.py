@@ -106,8 +106,8 @@ options:
   absent:
     description:
       - Objects to delete after applying O(definitions), as O(state=absent) deletes them (dry run in
-        check mode, a diff per object): those a role renders only under settings it no longer has,
-        an autoscaler turned off for instance. Each is an object or a YAML text, like an entry of
+        check mode, a diff per object), such as those a role renders only under settings it no
+        longer has (an autoscaler turned off, for instance). Each is an object or a YAML text, like an entry of
         O(definitions); C(apiVersion), C(kind) and C(metadata.name) are enough, and O(namespace)
         is added where it names none. One that does not exist changes nothing.
       - Needs O(state=present); an object that O(definitions) also holds is refused.
