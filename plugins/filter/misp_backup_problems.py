@@ -8,6 +8,8 @@ import json
 import re
 from collections.abc import Mapping
 
+from ansible_collections.cti.misp_platform.plugins.plugin_utils._patterns import DNS_LABEL
+
 DOCUMENTATION = r"""
 name: misp_backup_problems
 short_description: What is wrong with the settings of MISP's backups
@@ -53,7 +55,6 @@ _value:
   elements: str
 """
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DATABASE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 CREDENTIAL_KEYS = ("access_key_id", "secret_access_key")

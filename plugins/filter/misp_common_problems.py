@@ -8,6 +8,8 @@ import json
 import re
 from collections.abc import Mapping
 
+from ansible_collections.cti.misp_platform.plugins.plugin_utils._patterns import DNS_LABEL
+
 DOCUMENTATION = r"""
 name: misp_common_problems
 short_description: What is wrong with MISP's base URL, namespace and image
@@ -52,7 +54,6 @@ _value:
 """
 
 BASE_URL = re.compile(r"^https?://[^/\s]+(/\S*)?$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def misp_common_problems(base_url, namespace, image):

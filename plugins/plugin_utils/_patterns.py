@@ -10,3 +10,6 @@ import re
 HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 # A port written as digits only; the range is checked by whoever reads it.
 PORT = re.compile(r"^[0-9]+$")
+# A DNS label (RFC 1123), as Kubernetes names namespaces: at most 63 lower-case letters, digits
+# and '-', starting and ending with a letter or digit.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
