@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 
-from ansible_collections.cti.misp_platform.plugins.plugin_utils._patterns import DNS_LABEL
+from ansible_collections.cti.misp_platform.plugins.plugin_utils._patterns import DNS_LABEL, whole_number
 
 DOCUMENTATION = r"""
 name: misp_backup_problems
@@ -64,11 +64,6 @@ def _cron(value):
     return isinstance(value, str) and len(value.split()) == 5
 
 
-def _count(value, least):
-    """Whether value is an integer (or its digits) of at least ``least``; a YAML boolean is none."""
-    return not isinstance(value, bool) and re.match(r"^[0-9]+$", str(value)) is not None and int(str(value)) >= least
-
-
 def misp_backup_problems(settings):
     """Messages naming each bad backup setting; empty when they are usable."""
     get = settings.get
@@ -83,9 +78,10 @@ def misp_backup_problems(settings):
         bad("target", "pvc or s3")
     if not _cron(get("schedule")):
         bad("schedule", "five cron fields")
-    if not _count(get("keep"), 1):
+    keep, keep_days = whole_number(get("keep")), whole_number(get("keep_days"))
+    if keep is None or keep < 1:
         bad("keep", "a number of at least 1")
-    if not _count(get("keep_days"), 0):
+    if keep_days is None:
         bad("keep_days", "a number of at least 0")
     if not isinstance(get("database_name"), str) or not DATABASE_NAME.match(get("database_name")):
         bad("database_name", "letters, digits and _")

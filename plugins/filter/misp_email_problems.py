@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.cti.misp_platform.plugins.plugin_utils._patterns import HOST, PORT
+from ansible_collections.cti.misp_platform.plugins.plugin_utils._patterns import HOST, whole_number
 
 DOCUMENTATION = r"""
 name: misp_email_problems
@@ -77,8 +77,8 @@ def misp_email_problems(host, port, tls, auth, sender):
         )
     elif not isinstance(host, str) or not HOST.match(host):
         problems.append(f"misp_common_smtp_host must be a host name or IPv4 address, got {json.dumps(host)}")
-    # A YAML boolean is no port, though Python counts it as an int.
-    if isinstance(port, bool) or not PORT.match(str(port)) or not 1 <= int(str(port)) <= 65535:
+    number = whole_number(port)
+    if number is None or not 1 <= number <= 65535:
         problems.append(f"misp_common_smtp_port must be a number from 1 to 65535, got {json.dumps(port)}")
     if not isinstance(auth, bool):
         problems.append(f"misp_common_smtp_auth must be true or false, got {json.dumps(auth)}")

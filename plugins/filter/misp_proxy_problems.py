@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.cti.misp_platform.plugins.plugin_utils._patterns import HOST, PORT
+from ansible_collections.cti.misp_platform.plugins.plugin_utils._patterns import HOST, whole_number
 
 DOCUMENTATION = r"""
 name: misp_proxy_problems
@@ -49,9 +49,8 @@ NO_PROXY_ENTRY = re.compile(r"^[A-Za-z0-9.:/*-]+$")
 
 
 def _port_problem(port) -> str | None:
-    # A YAML boolean is no port, though Python counts it as an int.
-    text = str(port)
-    if isinstance(port, bool) or not PORT.match(text) or not 1 <= int(text) <= 65535:
+    number = whole_number(port)
+    if number is None or not 1 <= number <= 65535:
         return f"must be a number from 1 to 65535, got {json.dumps(port)}"
     return None
 

@@ -109,6 +109,12 @@ def object_label(definition: dict) -> str:
     return f"{definition.get('kind') or '<no kind>'} {namespace + '/' if namespace else ''}{name}"
 
 
+def object_key(definition: dict) -> tuple:
+    """What tells one object from another among a task's objects: kind, namespace and name."""
+    metadata = definition["metadata"]
+    return definition["kind"], metadata.get("namespace"), metadata["name"]
+
+
 def load_definitions(params: dict, key: str = "definitions") -> list[dict]:
     """Every object of ``params[key]`` (dicts, or YAML texts of one or more documents; empty
     documents dropped, ``*List`` kinds flattened), with ``namespace`` where an object names none.
@@ -266,9 +272,9 @@ def check_absent(definitions: list[dict], absent: list[dict], params: dict) -> N
     object that O(definitions) applies."""
     if absent and params["state"] != "present":
         raise K8sApplyError("absent goes with state=present", [])
-    applied = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in definitions}
+    applied = {object_key(definition) for definition in definitions}
     for definition in absent:
-        if (definition["kind"], definition["metadata"].get("namespace"), definition["metadata"]["name"]) in applied:
+        if object_key(definition) in applied:
             raise K8sApplyError(f"{object_label(definition)} is both in definitions and in absent", [])
 
 
@@ -289,7 +295,7 @@ def stale_objects(svc, definitions: list[dict], params: dict) -> list[dict]:
     """The objects that O(prune)'s kinds and labels find in their namespace and ``definitions`` does
     not hold, as definitions to delete. A kind the cluster does not serve has none."""
     # load_definitions gave every object without a namespace O(namespace).
-    wanted = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in definitions}
+    wanted = {object_key(definition) for definition in definitions}
     stale = []
     for entry in params["prune"]:
         namespace = entry["namespace"] or params["namespace"]
@@ -301,10 +307,10 @@ def stale_objects(svc, definitions: list[dict], params: dict) -> list[dict]:
             search = f"{entry['kind']} objects to prune ({', '.join(selectors)})"
             raise K8sApplyError(f"finding the {search}: {to_native(exc)}", []) from exc
         for live in found["resources"]:
-            name = live["metadata"]["name"]
-            if (entry["kind"], namespace, name) not in wanted:
-                metadata = {"name": name, "namespace": namespace}
-                stale.append({"apiVersion": entry["api_version"], "kind": entry["kind"], "metadata": metadata})
+            metadata = {"name": live["metadata"]["name"], "namespace": namespace}
+            gone = {"apiVersion": entry["api_version"], "kind": entry["kind"], "metadata": metadata}
+            if object_key(gone) not in wanted:
+                stale.append(gone)
     return stale
 
 
