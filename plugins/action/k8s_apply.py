@@ -3,13 +3,17 @@
 """Action plugin of cti.misp_platform.k8s_apply: applies in the controller on a local connection
 (plugin_utils/_in_controller.py), and renders O(template) into O(definitions).
 
-The templates are rendered with one view of the task's variables for all files:
-ansible.builtin.template's lookup deep-copies every variable of the play for each file (about
-30 ms a file on the rig, most of a role's templating), which rendering does not need, as it only
-reads them.
+The templates are rendered as one, which includes each file, with one view of the task's
+variables: ansible.builtin.template's lookup deep-copies every variable of the play for each file
+(about 30 ms a file on the rig, most of a role's templating), which rendering does not need, as it
+only reads them; and a variable that several files read is templated once.
 """
 
 from __future__ import annotations
+
+import json
+import os
+import uuid
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_native
@@ -70,11 +74,19 @@ class ActionModule(InControllerAction):
 
     def _render(self, names, task_vars):
         """Each template of ``names`` rendered with the task's variables, as YAML text."""
+        paths = [self._find_needle("templates", str(name)) for name in names]
+        if not paths:
+            return []
+        # One template that includes them all, each after a marker no template renders: they share
+        # one view of the variables, so a variable that several of them read (the shared labels,
+        # Secret names, namespace) is templated once. The marker also keeps the result text where
+        # a lone template rendering nothing or a number would be None or an int.
+        root = os.path.commonpath([os.path.dirname(path) for path in paths])
+        marker = uuid.uuid4().hex
+        source = "".join(f"{marker}{{% include {json.dumps(os.path.relpath(path, root))} %}}" for path in paths)
         # A shallow copy is the sacrificial layer the template lookup's deepcopy stands for.
-        templar = self._templar.copy_with_new_env(available_variables=dict(task_vars))
-        rendered = []
-        for name in names:
-            path = self._find_needle("templates", str(name))
-            source = trust_as_template(self._loader.get_text_file_contents(path))
-            rendered.append(templar.template(source, preserve_trailing_newlines=True, escape_backslashes=False))
-        return rendered
+        templar = self._templar.copy_with_new_env(searchpath=[root], available_variables=dict(task_vars))
+        rendered = templar.template(
+            trust_as_template(source), preserve_trailing_newlines=True, escape_backslashes=False
+        )
+        return rendered.split(marker)[1:]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from ansible.errors import AnsibleActionFail, AnsibleUndefinedVariable
 from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar
+from ansible.template import Templar, trust_as_template
 
 from ansible_collections.cti.misp_platform.plugins.action import k8s_apply as action
 from ansible_collections.cti.misp_platform.plugins.module_utils._k8s_apply import K8sApplyError
@@ -172,3 +172,33 @@ def test_an_undefined_variable_in_a_template_fails_naming_it_before_anything_is_
     with pytest.raises(AnsibleUndefinedVariable, match="cm_name"):
         template_plugin(templates).run(task_vars={"cm_value": "x"})
     assert applied == []
+
+
+def test_a_variable_that_every_template_reads_is_templated_once(applied, tmp_path):
+    calls = []
+
+    def shared():
+        calls.append(1)
+        return "shared"
+
+    for name in ("a.yaml.j2", "b.yaml.j2"):
+        (tmp_path / name).write_text(
+            f"kind: ConfigMap\nmetadata: {{name: {name[0]}, labels: {{l: {{{{ labels }}}}}}}}\n"
+        )
+    task_vars = {"count": shared, "labels": trust_as_template("{{ count() }}")}
+    template_plugin(tmp_path, names=["a.yaml.j2", "b.yaml.j2"]).run(task_vars=task_vars)
+    ((run, _want_diff, _environment),) = applied
+    assert [yaml.safe_load(d)["metadata"] for d in run.params["definitions"]] == [
+        {"name": "a", "labels": {"l": "shared"}},
+        {"name": "b", "labels": {"l": "shared"}},
+    ]
+    assert len(calls) == 1
+
+
+def test_a_template_in_a_subdirectory_or_rendering_nothing_or_a_number_is_one_text_each(applied, tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "empty.yaml.j2").write_text("{% if false %}kind: ConfigMap{% endif %}")
+    (tmp_path / "number.yaml.j2").write_text("{{ 1 + 2 }}")
+    for names in (["sub/empty.yaml.j2"], ["number.yaml.j2"], ["number.yaml.j2", "sub/empty.yaml.j2"]):
+        template_plugin(tmp_path, names=names).run(task_vars={})
+    assert [run.params["definitions"] for run, _want_diff, _environment in applied] == [[""], ["3"], ["3", ""]]
