@@ -170,6 +170,24 @@ def test_two_setups_start_one_registry_and_stop_it(own_registry):
     assert "registry: not running" in images_sh("registry-down", env=own_registry).stderr
 
 
+def test_registry_down_never_kills_what_the_registrys_pid_became(own_registry):
+    # A "registry" that, asked to stop, becomes another program under the same pid: as if its pid
+    # had been reused by another process before the SIGKILL that follows the grace period.
+    pid_file = Path(own_registry["CTI_RIG_CACHE"]) / "registry" / "registry.pid"
+    pid_file.parent.mkdir()
+    script = 'trap "exec sleep 300" TERM; while :; do sleep 0.1; done'
+    other = subprocess.Popen(["bash", "-c", script, "serve", f"{pid_file.parent}/config.yml"])
+    try:
+        pid_file.write_text(f"{other.pid}\n")
+        assert "registry: stopped" in images_sh("registry-down", env=own_registry).stderr
+        assert other.poll() is None, "the process that took the registry's pid was killed"
+        assert _cmdline(Path(f"/proc/{other.pid}")) == "sleep 300"
+        assert not pid_file.exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
 def _cmdline(proc: Path) -> str:
     try:
         return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()

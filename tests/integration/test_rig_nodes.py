@@ -9,6 +9,7 @@ rig's network namespace: clients are pods, servers are pods.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -350,3 +351,31 @@ def test_hpa_scales_out_under_cpu_load_and_back_in(node):
     wait_until(lambda: replicas() > 1, 240, "the HPA to scale out under load")
     assert node.exec(first, "rm", "/tmp/burn").returncode == 0
     wait_until(lambda: replicas() == 1, 240, "the HPA to scale back in once the load is gone")
+
+
+def test_stopping_a_component_never_kills_what_its_pid_became(tmp_path):
+    # A forwarder that, asked to stop, becomes another program under the same pid: as if its pid
+    # had been reused by another process before the SIGKILL that follows the grace period.
+    run_dir = tmp_path / "node" / "run"
+    run_dir.mkdir(parents=True)
+    script = 'trap "exec sleep 300" TERM; while :; do sleep 0.1; done'
+    other = subprocess.Popen(["bash", "-c", script, "forwarder", f"{tmp_path / 'node'}/"])
+    try:
+        (run_dir / "peer-5999.pid").write_text(f"{other.pid}\n")
+        stopped = subprocess.run(
+            ["bash", str(Path(__file__).parents[1] / "rig" / "node.sh"), "unforward", "5999"],
+            env={**os.environ, "CTI_RIG_STATE": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert stopped.returncode == 0, stopped.stderr
+        assert other.poll() is None, "the process that took the forwarder's pid was killed"
+        assert (Path(f"/proc/{other.pid}/cmdline").read_bytes(), (run_dir / "peer-5999.pid").exists()) == (
+            b"sleep\x00300\x00",
+            False,
+        )
+    finally:
+        other.kill()
+        other.wait()

@@ -101,7 +101,8 @@ registry_down() {
   fi
   kill "$pid"
   for _ in {1..40}; do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; fi
+  # Once ours is gone its pid may be another process's: SIGKILL only what is still the registry.
+  if registry_pid >/dev/null; then kill -9 "$pid"; fi
   rm -f "$REGISTRY_DIR/registry.pid"
   log "registry: stopped (pid $pid)"
 }

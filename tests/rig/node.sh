@@ -355,7 +355,8 @@ stop_component() {
   pid="$(pid_of "$1")" || { rm -f "$NODE_DIR/run/$1.pid"; return 0; }
   kill "$pid" 2>/dev/null || true
   for ((i = 0; i < 20; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -9 "$pid" 2>/dev/null || true
+  # Once ours is gone its pid may be another process's: SIGKILL only what is still the component.
+  if pid="$(pid_of "$1")"; then kill -9 "$pid" 2>/dev/null || true; fi
   rm -f "$NODE_DIR/run/$1.pid"
 }
 
