@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -149,3 +150,17 @@ def rclone(s3: dict, *args: str, check: bool = True) -> subprocess.CompletedProc
 def bucket_listing(s3: dict) -> list[str]:
     """Every object of every bucket, as bucket/key."""
     return sorted(rclone(s3, "lsf", "-R", "--files-only", "s3:").stdout.decode().splitlines())
+
+
+@contextlib.contextmanager
+def pid_taken_after_stop(*args: str):
+    """A stand-in for a rig component, started as ``bash -c SCRIPT *args`` (its command line is then
+    the component's), that becomes ``sleep 300`` under the same pid when asked to stop: as if
+    another process had taken the pid once the component was gone. Killed when the block ends."""
+    script = 'trap "exec sleep 300" TERM; while :; do sleep 0.1; done'
+    process = subprocess.Popen(["bash", "-c", script, *args])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration._helpers import pid_taken_after_stop
 from tests.rig import RIG_CACHE, RIG_DIR, rig_image, versions
 
 IMAGES_JSON = RIG_CACHE / "images" / "images.json"
@@ -175,17 +176,12 @@ def test_registry_down_never_kills_what_the_registrys_pid_became(own_registry):
     # had been reused by another process before the SIGKILL that follows the grace period.
     pid_file = Path(own_registry["CTI_RIG_CACHE"]) / "registry" / "registry.pid"
     pid_file.parent.mkdir()
-    script = 'trap "exec sleep 300" TERM; while :; do sleep 0.1; done'
-    other = subprocess.Popen(["bash", "-c", script, "serve", f"{pid_file.parent}/config.yml"])
-    try:
+    with pid_taken_after_stop("serve", f"{pid_file.parent}/config.yml") as other:
         pid_file.write_text(f"{other.pid}\n")
         assert "registry: stopped" in images_sh("registry-down", env=own_registry).stderr
         assert other.poll() is None, "the process that took the registry's pid was killed"
         assert _cmdline(Path(f"/proc/{other.pid}")) == "sleep 300"
         assert not pid_file.exists()
-    finally:
-        other.kill()
-        other.wait()
 
 
 def _cmdline(proc: Path) -> str:

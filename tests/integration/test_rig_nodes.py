@@ -19,7 +19,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.integration._helpers import RESTRICTED
+from tests.integration._helpers import RESTRICTED, pid_taken_after_stop
 from tests.rig import rig_binary, rig_image
 
 pytestmark = pytest.mark.rig
@@ -358,9 +358,7 @@ def test_stopping_a_component_never_kills_what_its_pid_became(tmp_path):
     # had been reused by another process before the SIGKILL that follows the grace period.
     run_dir = tmp_path / "node" / "run"
     run_dir.mkdir(parents=True)
-    script = 'trap "exec sleep 300" TERM; while :; do sleep 0.1; done'
-    other = subprocess.Popen(["bash", "-c", script, "forwarder", f"{tmp_path / 'node'}/"])
-    try:
+    with pid_taken_after_stop("forwarder", f"{tmp_path / 'node'}/") as other:
         (run_dir / "peer-5999.pid").write_text(f"{other.pid}\n")
         stopped = subprocess.run(
             ["bash", str(Path(__file__).parents[1] / "rig" / "node.sh"), "unforward", "5999"],
@@ -376,6 +374,3 @@ def test_stopping_a_component_never_kills_what_its_pid_became(tmp_path):
             b"sleep\x00300\x00",
             False,
         )
-    finally:
-        other.kill()
-        other.wait()
