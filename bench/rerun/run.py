@@ -60,13 +60,21 @@ SERVER_ANNOTATIONS = re.compile(
     r"^(kubectl\.kubernetes\.io/last-applied-configuration|deployment\.kubernetes\.io/|pv\.kubernetes\.io/"
     r"|volume\.kubernetes\.io/|volume\.beta\.kubernetes\.io/|batch\.kubernetes\.io/|meta\.helm\.sh/)"
 )
-NOOP_PLAY = """\
-- name: One no-op task
+PLAY = """\
+- name: {name}
   hosts: controller
   gather_facts: false
   tasks:
+{tasks}"""
+NOOP_TASK = """\
     - name: Nothing
       ansible.builtin.meta: noop
+"""
+# A task that forks a worker, as each of misp.yml's tasks does (a meta task forks none), and does
+# nothing in it.
+TRIVIAL_TASK = """\
+    - name: Nothing {n}
+      ansible.builtin.assert: {{that: true, quiet: true}}
 """
 JOB_LABELS = ("controller-uid", "job-name", "batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name")
 
@@ -298,6 +306,7 @@ def measure(name: str, argv: list, env: dict | None, counts: Path | None, rate: 
             sample["changed"] = sum(host["changed"] for host in report["recap"].values())
             sample["failed"] = sum(host["failures"] + host["unreachable"] for host in report["recap"].values())
             sample["changed_tasks"] = report["changed_tasks"]
+            sample["tasks"] = sum(report["tasks_per_play"].values())
     if result.returncode:
         sample["error"] = (result.stdout + result.stderr)[-3000:]
     return sample
@@ -379,7 +388,7 @@ def main() -> None:
         helm_argv = [rig_binary("helm"), "--kubeconfig", KUBECONFIG, "upgrade", "--install", RELEASE, chart, "-n", COPY]
         kubectl_argv = [rig_binary("kubectl"), "--kubeconfig", KUBECONFIG, *KUBECTL_APPLY, "-f", manifest]
         noop = Path(tmp) / "noop.yml"
-        noop.write_text(NOOP_PLAY)
+        noop.write_text(PLAY.format(name="One no-op task", tasks=NOOP_TASK))
         # The helm no-op and misp.yml's second run alternate, so that a change of the machine's
         # load during the benchmark weighs on both sides of their ratio alike.
         print("[bench] helm no-op and misp.yml second run, alternately", file=sys.stderr)
@@ -388,6 +397,11 @@ def main() -> None:
         for _repeat in range(args.repeat):
             helm_runs.append(measure("helm upgrade --install no-op", helm_argv, None, None, rate, logdir))
             misp_runs.append(measure("misp.yml second run", misp_argv, env, counts, rate, logdir))
+        # What Ansible charges for misp.yml's number of tasks alone: as many tasks that do nothing.
+        task_count = median_of(misp_runs).get("tasks", 0)
+        trivial = Path(tmp) / "trivial.yml"
+        tasks = "".join(TRIVIAL_TASK.format(n=n) for n in range(task_count))
+        trivial.write_text(PLAY.format(name=f"{task_count} trivial tasks", tasks=tasks))
         samples = [
             median_of(helm_runs),
             repeated("kubectl apply --server-side no-op", kubectl_argv),
@@ -395,6 +409,7 @@ def main() -> None:
             # for misp.yml the parsing of its roles.
             repeated("floor: ansible-playbook of one no-op task", [*playbook, noop], env, counts),
             repeated("floor: misp.yml --list-tasks", [*playbook, "playbooks/misp.yml", "--list-tasks"], env, counts),
+            repeated(f"floor: {task_count} trivial tasks (misp.yml's count)", [*playbook, trivial], env, counts),
             median_of(misp_runs),
         ]
         for name, argv in (
