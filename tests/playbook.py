@@ -50,6 +50,7 @@ def ansible_playbook(
     extravars: dict,
     check: bool = False,
     env: dict[str, str] | None = None,
+    diff: bool = False,
     timeout: float = 900,
 ) -> PlaybookResult:
     """Run ``.venv/bin/ansible-playbook`` from the repository root and return its result.
@@ -59,6 +60,7 @@ def ansible_playbook(
       file readable only by this user and deleted afterwards, never on the command line
       (it may hold secrets).
     - ``check``: adds ``--check``.
+    - ``diff``: adds ``--diff``.
     - ``env``: variables set on top of this process's environment (``ANSIBLE_*``,
       ``K8S_AUTH_*``...). Colour is always off so the output can be parsed.
     - ``timeout``: seconds before the run is killed (``subprocess.TimeoutExpired`` is raised).
@@ -77,5 +79,7 @@ def ansible_playbook(
         cmd = [str(VENV_BIN / "ansible-playbook"), str(playbook_path), "-e", f"@{vars_file}"]
         if check:
             cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
         proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
     return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, parse_recap(proc.stdout))

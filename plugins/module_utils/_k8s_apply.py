@@ -88,9 +88,12 @@ _K8S_FIXED_PARAMS = {
 # What the API server and the controllers write. kubernetes.core compares the object it read
 # before the apply with the one after it (after the wait, with wait: true): a status a controller
 # wrote meanwhile (a Deployment's replicas while it is waited for, an autoscaler's metrics) would
-# count as a change the apply made, and an idempotent run would report one.
+# count as a change the apply made, and an idempotent run would report one. A created object gets
+# its uid and creationTimestamp from the server too (made up by a dry run, under --check).
 _SERVER_WRITTEN = frozenset({"status"})
-_SERVER_WRITTEN_METADATA = frozenset({"resourceVersion", "generation", "managedFields"})
+_SERVER_WRITTEN_METADATA = frozenset(
+    {"resourceVersion", "generation", "managedFields", "uid", "creationTimestamp", "selfLink"}
+)
 
 
 class K8sApplyError(Exception):
@@ -148,17 +151,25 @@ def load_definitions(params: dict, key: str = "definitions") -> list[dict]:
     return definitions
 
 
+def _without_server_fields(side: dict) -> dict:
+    """One side of an object's diff without the fields the server and controllers write (status,
+    resourceVersion, generation, managedFields...): what is left is what the apply changes."""
+    kept = {key: value for key, value in side.items() if key != "metadata" and key not in _SERVER_WRITTEN}
+    metadata = {
+        key: value for key, value in (side.get("metadata") or {}).items() if key not in _SERVER_WRITTEN_METADATA
+    }
+    if metadata:
+        kept["metadata"] = metadata
+    return kept
+
+
 def changed_by_apply(result: dict) -> bool:
     """Whether the apply changed the object: False when the only differences kubernetes.core found
     are fields the server and controllers write. Needs the result's diff (always asked for)."""
     if not result["changed"] or result.get("method") != "apply" or not result.get("diff"):
         return result["changed"]
-    for side in (result["diff"].get("before") or {}, result["diff"].get("after") or {}):
-        if set(side) - _SERVER_WRITTEN - {"metadata"}:
-            return True
-        if set(side.get("metadata") or {}) - _SERVER_WRITTEN_METADATA:
-            return True
-    return False
+    diff = result["diff"]
+    return any(_without_server_fields(diff.get(side) or {}) for side in ("before", "after"))
 
 
 class _AlwaysDiff:
@@ -259,11 +270,13 @@ def diff_entry(definition: dict, result: dict) -> dict | None:
     diff = result.get("diff") or {}
     if result.get("method") == "delete":
         return {"before_header": label, "after_header": f"{label} (deleted)", "before": "present\n", "after": ""}
+    # Without what the server wrote (an apply moves managedFields and generation along): a drift
+    # check shows the fields that differ, nothing else.
     return {
         "before_header": label,
         "after_header": label,
-        "before": diff.get("before", {}),
-        "after": diff.get("after", result.get("result", {})),
+        "before": _without_server_fields(diff.get("before") or {}),
+        "after": _without_server_fields(diff.get("after", result.get("result")) or {}),
     }
 
 

@@ -28,12 +28,14 @@ description:
     deleted after the others are applied, so that what a role stops rendering (a disabled task's
     CronJob, say) goes away.
   - With C(--diff), each object that changes shows its own diff, headed by its kind, namespace and
-    name.
+    name, without what the server and the controllers write (see below), so that a hand edit shows
+    as the fields it changed.
   - An object counts as changed only when the apply changed it. M(kubernetes.core.k8s) compares
     the object read before the apply with the object after it (after the wait, with O(wait));
     differences only in what the server and the controllers write (C(status),
-    C(metadata.resourceVersion), C(metadata.generation), C(metadata.managedFields)), such as a
-    Deployment's ready replicas changing while it is waited for, are not a change of this module.
+    C(metadata.resourceVersion), C(metadata.generation), C(metadata.managedFields),
+    C(metadata.uid), C(metadata.creationTimestamp)), such as a Deployment's ready replicas
+    changing while it is waited for, are not a change of this module.
   - An object that cannot be applied stops the run with an error naming it; the objects before it
     are listed in RV(objects). A definition without kind, apiVersion or name fails before anything
     is sent to the cluster.

@@ -157,9 +157,12 @@ class Layer:
         return sorted((p for p in pods if p.status.phase == "Running"), key=lambda p: p.metadata.name)
 
 
-def converge(run_playbook, layer, env=None):
+def converge(run_playbook, layer, env=None, **options):
+    """A run of the layer's converge; ``options`` are run_playbook's (check, diff)."""
     start = time.monotonic()
-    result = run_playbook(CONVERGE, layer.extravars, env={**layer.env, **(env or {})}, timeout=CONVERGE_TIMEOUT)
+    result = run_playbook(
+        CONVERGE, layer.extravars, env={**layer.env, **(env or {})}, timeout=CONVERGE_TIMEOUT, **options
+    )
     layer.runs.append((result, time.monotonic() - start))
     return result
 
@@ -319,6 +322,17 @@ def test_misp_config_settings_are_served_from_the_database(layer):
     assert stored.get("Security.password_policy_length") == "16", stored
 
 
+def _changed_tasks(result):
+    """The names of the tasks that reported a change ("role : task")."""
+    return re.findall(r"^TASK \[(.*)\] \**\n(?:(?!TASK ).*\n)*?changed: ", result.stdout, re.MULTILINE)
+
+
+def _diffs(result):
+    """The objects --diff showed, each as (its header, the lines it removed or added)."""
+    blocks = re.findall(r"^--- before: (.*)\n\+\+\+ after: .*\n((?:[-+@ ].*\n)*)", result.stdout, re.MULTILINE)
+    return [(name, [line for line in body.splitlines() if line[:1] in "-+"]) for name, body in blocks]
+
+
 def _redacted_written(result):
     """What misp_config's report lists as the redacted settings written, e.g. "[]" (the output masks
     the parts of their names that equal a secret, such as the supervisor's user name)."""
@@ -331,8 +345,7 @@ def test_second_run_and_a_run_after_a_pod_is_deleted_change_nothing(run_playbook
     counts = tmp_path / "counts.jsonl"
     second = converge(run_playbook, layer, env=count_modules_env(counts))
     assert second.rc == 0, second.stdout[-6000:]
-    changed = [line for line in second.stdout.splitlines() if line.startswith("changed:")]
-    assert second.changed == 0, changed
+    assert second.changed == 0, _changed_tasks(second)
     # Issue 20: each role applies its objects with one k8s_apply run, not one process per object,
     # and the re-run of the MISP layer stays within its count of module processes.
     report = json.loads(counts.read_text().splitlines()[-1])
@@ -354,8 +367,7 @@ def test_second_run_and_a_run_after_a_pod_is_deleted_change_nothing(run_playbook
     layer.core.delete_namespaced_pod(worker, layer.namespace)
     third = converge(run_playbook, layer)
     assert third.rc == 0, third.stdout[-6000:]
-    changed = [line for line in third.stdout.splitlines() if line.startswith("changed:")]
-    assert third.changed == 0, changed
+    assert third.changed == 0, _changed_tasks(third)
     replaced = layer.pods("workers")
     assert replaced and replaced[0].metadata.name != worker and _ready(replaced[0])
 
@@ -383,6 +395,36 @@ def test_redacted_settings_are_written_again_once_their_record_is_gone(run_playb
     after = converge(run_playbook, layer)
     assert after.rc == 0 and after.changed == 0, after.stdout[-6000:]
     assert _redacted_written(after) == "[]", after.stdout[-6000:]
+
+
+def test_check_diff_shows_a_hand_edit_alone_and_changes_nothing(run_playbook, layer):
+    """Issue 20: the run operators schedule to find drift, or run before a change. --check --diff of
+    the converged layer shows no diff. After a hand edit of one CronJob's schedule it reports
+    misp_cron's apply alone as changed, and the edited field alone as its diff (not the
+    managedFields and generation the edit moved), and leaves the edit in place. The next run puts
+    the schedule back."""
+    name = "misp-cron-cachefeed"
+    batch = client.BatchV1Api(layer.core.api_client)
+    schedule = batch.read_namespaced_cron_job(name, layer.namespace).spec.schedule
+    quiet = converge(run_playbook, layer, check=True, diff=True)
+    assert quiet.rc == 0 and quiet.changed == 0, quiet.stdout[-6000:]
+    assert _diffs(quiet) == [], quiet.stdout[-6000:]
+    batch.patch_namespaced_cron_job(name, layer.namespace, {"spec": {"schedule": "7 7 * * *"}})
+    try:
+        checked = converge(run_playbook, layer, check=True, diff=True)
+        assert checked.rc == 0, checked.stdout[-6000:]
+        assert _changed_tasks(checked) == [
+            "cti.misp_platform.misp_cron : Apply the CronJobs of the enabled tasks and remove the others"
+        ]
+        assert checked.changed == 1, checked.stdout[-6000:]
+        assert _diffs(checked) == [
+            (f"CronJob {layer.namespace}/{name}", ["-        schedule: 7 7 * * *", f"+        schedule: {schedule}"])
+        ], checked.stdout[-6000:]
+        assert batch.read_namespaced_cron_job(name, layer.namespace).spec.schedule == "7 7 * * *"
+    finally:
+        healed = converge(run_playbook, layer)
+    assert healed.rc == 0 and healed.changed == 1, healed.stdout[-6000:]
+    assert batch.read_namespaced_cron_job(name, layer.namespace).spec.schedule == schedule
 
 
 def test_a_session_from_one_frontend_is_valid_on_the_other(layer):

@@ -163,6 +163,54 @@ def test_only_what_the_apply_changed_counts(monkeypatch, diff, changed):
     assert len(outcome["diff"]) == int(changed)
 
 
+def test_a_diff_shows_what_the_apply_changes_not_what_the_server_writes(monkeypatch):
+    """Issue 20: --diff of a drift check. A CronJob whose schedule was edited by hand: its diff holds
+    the schedule, not the managedFields, generation, resourceVersion and status that moved with it;
+    a created object's diff holds the definition without what the server added."""
+    written = {
+        "resourceVersion": "7",
+        "generation": 2,
+        "managedFields": [{"manager": "kubectl-patch"}],
+        "uid": "0d9a",
+        "creationTimestamp": "2026-12-07T02:57:47Z",
+    }
+    perform, _calls = fake_perform(
+        {
+            "a": {
+                "changed": True,
+                "method": "apply",
+                "diff": {
+                    "before": {
+                        "metadata": {**written, "labels": {"a": "1"}},
+                        "spec": {"schedule": "7 7 * * *"},
+                        "status": {"lastScheduleTime": "x"},
+                    },
+                    "after": {
+                        "metadata": {
+                            "resourceVersion": "9",
+                            "generation": 3,
+                            "managedFields": [],
+                            "labels": {"a": "2"},
+                        },
+                        "spec": {"schedule": "20 2 * * *"},
+                        "status": {},
+                    },
+                },
+            },
+            "r": {"changed": True, "method": "create", "result": {**ROLE, "metadata": {"name": "r", **written}}},
+        }
+    )
+    monkeypatch.setattr(_k8s_apply, "perform_action", perform)
+    outcome = _k8s_apply.apply_all(None, _k8s_apply.load_definitions(params([CM, ROLE])), {}, want_diff=True)
+    assert [(entry["before"], entry["after"]) for entry in outcome["diff"]] == [
+        (
+            {"metadata": {"labels": {"a": "1"}}, "spec": {"schedule": "7 7 * * *"}},
+            {"metadata": {"labels": {"a": "2"}}, "spec": {"schedule": "20 2 * * *"}},
+        ),
+        ({}, {**ROLE, "metadata": {"name": "r"}}),
+    ]
+
+
 def test_created_and_deleted_objects_are_changes_whatever_their_diff(monkeypatch):
     perform, _calls = fake_perform({"a": {"changed": True, "method": "create"}})
     monkeypatch.setattr(_k8s_apply, "perform_action", perform)
