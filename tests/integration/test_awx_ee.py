@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import UTC, datetime
 
 import pytest
 import yaml
+from dateutil.rrule import rrulestr
 
 from tests.rig.peers._base import REPO, VENV_BIN
 
@@ -110,10 +112,27 @@ def test_job_templates_name_playbooks(controller):
 def test_survey_variables_are_role_options(controller):
     options = role_options()
     for template in controller["awx_job_templates"]:
-        assert template["survey"], f"{template['name']} has no survey"
+        # A template that only checks asks nothing; every one that runs asks for something.
+        assert template["survey"] or template.get("job_type") == "check", f"{template['name']} has no survey"
         for question in template["survey"]:
             assert question["variable"] in options, f"{template['name']}: {question['variable']} is no role option"
             assert question["type"] in {"text", "integer", "multiplechoice", "password", "float"}
+
+
+def test_the_nightly_drift_check_is_site_yml_under_check_and_diff(controller):
+    """Issue 20: operators find drift from AWX on a schedule and see what differs. The drift check
+    is site.yml in check mode with diff, as is the converge's log; each schedule names a job
+    template and an rrule AWX reads (dateutil's, which AWX parses them with)."""
+    templates = {template["name"]: template for template in controller["awx_job_templates"]}
+    check = templates["MISP drift check"]
+    assert (check["playbook"], check["job_type"], check["diff_mode"]) == ("site.yml", "check", True)
+    assert templates["MISP site"]["diff_mode"] is True
+    assert all(template.get("job_type", "run") in ("run", "check") for template in templates.values())
+    schedules = controller["awx_schedules"]
+    assert [schedule["job_template"] for schedule in schedules] == ["MISP drift check"]
+    for schedule in schedules:
+        rule = rrulestr(schedule["rrule"].replace(" RRULE:", "\nRRULE:"))
+        assert rule.after(datetime(2026, 12, 7, 2, 0, tzinfo=UTC)) == datetime(2026, 12, 8, 1, 0, tzinfo=UTC)
 
 
 def test_vault_credential_type_injects_env(controller):
@@ -128,6 +147,21 @@ def test_awx_configure_refuses_bad_input(run_playbook):
     result = run_playbook("playbooks/awx_configure.yml", {"awx_project_scm_url": "ftp://example.org/repo.git"})
     assert result.rc != 0 and "ftp://example.org/repo.git" in result.stdout
     assert result.changed == 0
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"name": "Hourly", "job_template": "MISP drift", "rrule": "DTSTART:20260101T010000Z RRULE:FREQ=HOURLY"},
+        {"name": "Hourly", "job_template": "MISP drift check", "rrule": "FREQ=HOURLY"},
+    ],
+)
+def test_awx_configure_refuses_a_schedule_of_no_template_or_no_rule(run_playbook, schedule):
+    settings = {"awx_project_scm_url": "https://example.org/repo.git", "awx_execution_environment_image": "ee:1"}
+    result = run_playbook("playbooks/awx_configure.yml", {**settings, "awx_schedules": [schedule]})
+    assert result.rc != 0, result.stdout[-3000:]
+    assert "Check the schedules" in result.stdout and schedule["job_template"] in result.stdout, result.stdout[-3000:]
+    assert schedule["rrule"] in result.stdout and result.changed == 0
 
 
 # --- the kubeconfig credential --------------------------------------------------------------------
